@@ -1,0 +1,44 @@
+# Two entry points matter (see README): `make demo` and `make test`.
+# Both build a pinned virtual environment from scratch with only python3, git and make.
+PYTHON ?= python3
+VENV   ?= .venv
+UV_VERSION = 0.13.9
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench lock clean
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): $(BIN)/uv pyproject.toml constraints.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test,parquet]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m airflow_hubspot_assoc.demo
+
+test: $(STAMP)
+	$(BIN)/python -m playwright --version >/dev/null
+	$(BIN)/ruff check airflow_hubspot_assoc tests example_dags benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check airflow_hubspot_assoc tests example_dags benchmarks
+	$(BIN)/ruff format --check airflow_hubspot_assoc tests example_dags benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+# Re-resolve the pins (needs the registry); commit the result.
+lock: $(BIN)/uv
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --universal --extra test --extra parquet \
+		pyproject.toml -o constraints.txt
+
+clean:
+	rm -rf $(VENV) .demo .airflow-home

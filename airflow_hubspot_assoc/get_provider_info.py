@@ -1,0 +1,87 @@
+"""Provider metadata that Airflow reads through the ``apache_airflow_provider`` entry point.
+
+Airflow 3.3 builds the connection form from ``conn-fields`` (extra fields) and ``ui-field-behaviour``
+(relabelled, hidden and placeholder standard fields), so no Flask widgets are needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_hubspot_assoc import __version__
+
+_NULLABLE_STRING: dict[str, Any] = {"type": ["string", "null"]}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider: its modules and the ``hubspot`` connection type with its form."""
+    integration = "HubSpot"
+    return {
+        "package-name": "airflow-hubspot-assoc",
+        "name": "HubSpot associations",
+        "description": "Load relationships (associations) between HubSpot CRM records at scale.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": integration,
+                "external-doc-url": "https://developers.hubspot.com/docs/api/crm/associations",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": integration, "python-modules": ["airflow_hubspot_assoc.hooks.hubspot"]}],
+        "operators": [
+            {"integration-name": integration, "python-modules": ["airflow_hubspot_assoc.operators.associations"]}
+        ],
+        "sensors": [
+            {"integration-name": integration, "python-modules": ["airflow_hubspot_assoc.sensors.associations"]}
+        ],
+        "triggers": [
+            {"integration-name": integration, "python-modules": ["airflow_hubspot_assoc.triggers.associations"]}
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_hubspot_assoc.hooks.hubspot.HubSpotHook",
+                "hook-name": "HubSpot",
+                "connection-type": "hubspot",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "extra"],
+                    "relabeling": {"password": "Private app access token", "host": "API host", "port": "Port"},
+                    "placeholders": {
+                        "host": "https://api.hubapi.com",
+                        "port": "443",
+                        "password": "pat-na1-... (leave empty when using OAuth)",
+                    },
+                },
+                "conn-fields": {
+                    "api_version": {
+                        "label": "API version",
+                        "description": "v4 (ends 2027-03-30) or a dated version such as 2026-03 or 2026-09.",
+                        "schema": {"type": ["string", "null"], "default": "v4"},
+                    },
+                    "client_id": {
+                        "label": "OAuth client ID",
+                        "description": "For OAuth apps: the app's client ID (leave empty for a private-app token).",
+                        "schema": _NULLABLE_STRING,
+                    },
+                    "client_secret": {
+                        "label": "OAuth client secret",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "refresh_token": {
+                        "label": "OAuth refresh token",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "timeout": {
+                        "label": "Read timeout (seconds)",
+                        "description": "Per-request read timeout; the connect timeout is 10 s.",
+                        "schema": {"type": ["number", "null"], "default": 30},
+                    },
+                    "portal_id": {
+                        "label": "Portal (hub) ID",
+                        "description": "Optional; enables links from tasks to the portal's records.",
+                        "schema": _NULLABLE_STRING,
+                    },
+                },
+            }
+        ],
+    }

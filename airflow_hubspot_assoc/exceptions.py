@@ -103,3 +103,13 @@ class PairInputError(HubSpotError, ValueError):
         if field is not None:
             where += f", field {field!r}"
         super().__init__(f"{where}: {reason}")
+
+
+class UnknownLabelError(HubSpotConfigError):
+    """An association label name that the object pair does not have; lists the labels that exist."""
+
+    def __init__(self, label: str, from_type: str, to_type: str, existing: list[str]) -> None:
+        self.label = label
+        self.existing = list(existing)
+        known = ", ".join(repr(name) for name in existing) or "none"
+        super().__init__(f"Unknown association label {label!r} for {from_type} -> {to_type}; existing labels: {known}")

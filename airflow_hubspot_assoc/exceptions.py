@@ -92,7 +92,9 @@ class PairInputError(HubSpotError, ValueError):
     Raised before any write request is sent, so a bad row anywhere in a file means zero writes.
     """
 
-    def __init__(self, reason: str, *, source: str, line: int | None = None, field: str | None = None) -> None:
+    def __init__(
+        self, reason: str, *, source: str, line: int | None = None, field: str | None = None
+    ) -> None:
         self.reason = reason
         self.source = source
         self.line = line
@@ -112,4 +114,6 @@ class UnknownLabelError(HubSpotConfigError):
         self.label = label
         self.existing = list(existing)
         known = ", ".join(repr(name) for name in existing) or "none"
-        super().__init__(f"Unknown association label {label!r} for {from_type} -> {to_type}; existing labels: {known}")
+        super().__init__(
+            f"Unknown association label {label!r} for {from_type} -> {to_type}; existing labels: {known}"
+        )

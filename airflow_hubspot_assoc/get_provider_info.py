@@ -28,15 +28,26 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [{"integration-name": integration, "python-modules": ["airflow_hubspot_assoc.hooks.hubspot"]}],
+        "hooks": [
+            {"integration-name": integration, "python-modules": ["airflow_hubspot_assoc.hooks.hubspot"]}
+        ],
         "operators": [
-            {"integration-name": integration, "python-modules": ["airflow_hubspot_assoc.operators.associations"]}
+            {
+                "integration-name": integration,
+                "python-modules": ["airflow_hubspot_assoc.operators.associations"],
+            }
         ],
         "sensors": [
-            {"integration-name": integration, "python-modules": ["airflow_hubspot_assoc.sensors.associations"]}
+            {
+                "integration-name": integration,
+                "python-modules": ["airflow_hubspot_assoc.sensors.associations"],
+            }
         ],
         "triggers": [
-            {"integration-name": integration, "python-modules": ["airflow_hubspot_assoc.triggers.associations"]}
+            {
+                "integration-name": integration,
+                "python-modules": ["airflow_hubspot_assoc.triggers.associations"],
+            }
         ],
         "connection-types": [
             {
@@ -45,7 +56,11 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "hubspot",
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "login", "extra"],
-                    "relabeling": {"password": "Private app access token", "host": "API host", "port": "Port"},
+                    "relabeling": {
+                        "password": "Private app access token",
+                        "host": "API host",
+                        "port": "Port",
+                    },
                     "placeholders": {
                         "host": "https://api.hubapi.com",
                         "port": "443",
@@ -60,7 +75,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "client_id": {
                         "label": "OAuth client ID",
-                        "description": "For OAuth apps: the app's client ID (leave empty for a private-app token).",
+                        "description": "For OAuth apps (leave empty for a private-app token).",
                         "schema": _NULLABLE_STRING,
                     },
                     "client_secret": {

@@ -15,8 +15,10 @@ def run_dag(dag: DAG, **kwargs: Any) -> DagRun:
     Airflow 3.3's ``dag.test()`` only runs DAGs that a DAG bundle has serialized; tests build their
     DAGs inline, so they are serialized here the way the DAG processor would.
     """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 
+    DagBundlesManager().sync_bundles_to_db()
     bag = DagBag(dag_folder="/nonexistent")
     bag.bag_dag(dag)
     sync_bag_to_db(bag, "dags-folder", None)

@@ -1,0 +1,334 @@
+"""One load: validate the whole input, then stream it to HubSpot in concurrent batches.
+
+Two passes over the input keep memory flat and make bad input cost nothing: the first pass validates
+every row (and counts them, for progress and ETA) before the first write; the second builds batches
+and keeps at most ``2 x max_concurrency`` of them in memory.
+
+The second pass cuts the input into *segments*: the rows read until a batch fills, with the batches
+they made, their duplicates and their invalid rows. Answers arrive out of order, but a segment is
+committed (added to the record and to the failed-pairs output) only once it and every segment before
+it are answered. So at any moment "rows before N are accounted for" holds for the committed prefix;
+that is what a checkpoint saves, and a retry after a crash skips exactly those rows. Commits happen on
+the calling thread only, so the counts need no locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_hubspot_assoc.batches import Batch, BatchBuilder, BatchOutcome, interpret, whole_batch_failure
+from airflow_hubspot_assoc.exceptions import HubSpotValidationError, PairInputError
+from airflow_hubspot_assoc.pairs import InvalidRow, Pair
+from airflow_hubspot_assoc.progress import ProgressReporter
+
+if TYPE_CHECKING:
+    from airflow_hubspot_assoc.association_types import TypeResolver
+    from airflow_hubspot_assoc.checkpoint import CheckpointStore
+    from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
+    from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
+    from airflow_hubspot_assoc.records import LoadReport
+
+#: HubSpot's own tooling caps batch create at 100 inputs; a larger batch that HubSpot refuses is split.
+HUBSPOT_BATCH_CAP = 100
+TOO_LARGE_STATUSES = frozenset({400, 413})
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How to send: sizes, concurrency, tolerance and how often to checkpoint."""
+
+    batch_size: int = 100
+    max_concurrency: int = 8
+    max_failed_ratio: float = 0.0
+    dry_run: bool = False
+    progress_interval: float = 5.0
+    checkpoint_interval: float = 5.0
+    log_failures: int = 100
+
+
+class LoadStopped(Exception):
+    """``on_kill`` asked the load to stop; raised after the requests in flight were accounted for."""
+
+
+@dataclass
+class Segment:
+    """Consecutive rows up to ``end_row`` (exclusive), with what became of them so far."""
+
+    end_row: int
+    open_batches: int
+    duplicates: int
+    invalid: list[InvalidRow]
+    outcomes: list[BatchOutcome] = field(default_factory=list)
+
+
+class AssociationLoad:
+    """Validate, batch, send and account for every pair of one input."""
+
+    def __init__(
+        self,
+        hook: HubSpotHook,
+        from_type: str,
+        to_type: str,
+        rows: Iterable[Pair | InvalidRow],
+        resolver: TypeResolver,
+        report: LoadReport,
+        sink: FailedPairsSink,
+        settings: LoadSettings,
+        *,
+        log: logging.Logger,
+        stop: threading.Event | None = None,
+        checkpoint: CheckpointStore | None = None,
+        fingerprint: dict[str, Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.hook = hook
+        self.from_type = from_type
+        self.to_type = to_type
+        self.rows = rows
+        self.resolver = resolver
+        self.report = report
+        self.sink = sink
+        self.settings = settings
+        self.log = log
+        self.stop = stop or threading.Event()
+        self.checkpoint = checkpoint
+        self.fingerprint = fingerprint or {}
+        self._clock = clock
+        self._batch_limit = settings.batch_size
+        self._logged_failures = 0
+        self._segments: dict[int, Segment] = {}
+        self._next_commit = 0
+        self._committed_rows = 0
+        self._skip_rows = 0
+        self._unsaved_failures: list[dict[str, Any]] = []
+        self._last_save = clock()
+
+    # -- pass 1 -------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Read the whole input once: count rows, stop at the first bad row unless failures are
+        tolerated, and resolve every label named by a row, all before the first write."""
+        strict = self.settings.max_failed_ratio <= 0
+        total = invalid = 0
+        labels: set[str] = set()
+        first_invalid: list[InvalidRow] = []
+        for row in self.rows:
+            total += 1
+            if isinstance(row, InvalidRow):
+                if strict:
+                    raise row.to_error()
+                invalid += 1
+                if len(first_invalid) < 5:
+                    first_invalid.append(row)
+            elif row.label is not None and row.types is None:
+                labels.add(row.label)
+        self.report.total = total
+        if total and invalid / total > self.settings.max_failed_ratio:
+            details = "; ".join(str(row.to_error()) for row in first_invalid)
+            raise PairInputError(
+                f"{invalid:,} of {total:,} rows are invalid, over max_failed_ratio="
+                f"{self.settings.max_failed_ratio}; first ones: {details}",
+                source=str(first_invalid[0].source),
+            )
+        for label in sorted(labels):
+            self.resolver.label(label)
+        self.log.info("Validated %s rows (%s invalid) before sending anything.", f"{total:,}", f"{invalid:,}")
+
+    # -- resume -------------------------------------------------------------------------------
+    def resume(self) -> int:
+        """Continue from a checkpoint of an earlier try of this task, if one matches this input.
+
+        :return: how many rows are skipped (0 when starting afresh).
+        """
+        if self.checkpoint is None:
+            return 0
+        state = self.checkpoint.load()
+        if state is None:
+            return 0
+        if state.get("fingerprint") != self.fingerprint:
+            self.log.warning(
+                "Ignoring the checkpoint at %s: it was written for another input (%s, now %s).",
+                self.checkpoint.location,
+                state.get("fingerprint"),
+                self.fingerprint,
+            )
+            return 0
+        for entry in self.checkpoint.failed_entries(state):
+            self.sink.add_entry(entry)
+        self.report.restore(state["record"])
+        self._skip_rows = self._committed_rows = int(state["rows"])
+        self.log.info(
+            "Resuming from the checkpoint at %s: %s rows were confirmed by an earlier try and are skipped.",
+            self.checkpoint.location,
+            f"{self._skip_rows:,}",
+        )
+        return self._skip_rows
+
+    # -- pass 2 -------------------------------------------------------------------------------
+    def send(self) -> None:
+        """Stream the input in batches, ``max_concurrency`` in flight, committing segments in order."""
+        builder = BatchBuilder(self.settings.batch_size)
+        progress = ProgressReporter(self.log, self.report.total, interval=self.settings.progress_interval)
+        in_flight: dict[Future[list[BatchOutcome]], int] = {}
+        workers = max(1, self.settings.max_concurrency)
+        duplicates_before = 0
+        pending_invalid: list[InvalidRow] = []
+        read = 0
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hubspot-batch") as pool:
+
+            def close_segment(batches: list[Batch]) -> None:
+                nonlocal duplicates_before, pending_invalid
+                number = len(self._segments) + self._next_commit
+                sendable = [] if self.settings.dry_run else batches
+                self._segments[number] = Segment(
+                    read, len(sendable), builder.duplicates - duplicates_before, pending_invalid
+                )
+                duplicates_before, pending_invalid = builder.duplicates, []
+                for batch in sendable:
+                    batch.segment = number
+                    while len(in_flight) >= 2 * workers:
+                        self._collect(in_flight, block=True)
+                    in_flight[pool.submit(self._send, batch)] = number
+                self._commit_ready()
+
+            try:
+                for row in self.rows:
+                    read += 1
+                    if read <= self._skip_rows:
+                        continue
+                    if self.stop.is_set():
+                        raise LoadStopped
+                    if isinstance(row, InvalidRow):
+                        pending_invalid.append(row)
+                        continue
+                    types = self.resolver.types_of(row)
+                    self.report.note_types(types)
+                    builder.batch_size = self._batch_limit
+                    closed = builder.add(row, types)
+                    if closed:
+                        close_segment(closed)
+                    elif in_flight:
+                        self._collect(in_flight, block=False)
+                    progress.update(self._committed_rows, self.hook.stats.throttled)
+                close_segment(builder.flush())
+                while in_flight:
+                    self._collect(in_flight, block=True)
+            except BaseException:
+                # Stop cleanly: no new batches, but account for the ones already sent.
+                for future in in_flight:
+                    future.cancel()
+                for future, number in list(in_flight.items()):
+                    if not future.cancelled() and future.exception() is None:
+                        self._segments[number].outcomes.extend(future.result())
+                        self._segments[number].open_batches -= 1
+                self._commit_ready()
+                self._save_checkpoint(force=True)
+                self._finish()
+                self.log.warning(
+                    "Stopped after %s of %s rows were accounted for (%s created, %s failed).",
+                    f"{self._committed_rows:,}",
+                    f"{self.report.total:,}",
+                    f"{self.report.created:,}",
+                    f"{self.report.failed:,}",
+                )
+                raise
+        self._finish()
+        progress.update(self._committed_rows, self.hook.stats.throttled, force=True)
+
+    def _collect(self, in_flight: dict[Future[list[BatchOutcome]], int], *, block: bool) -> None:
+        """Take in finished requests and commit the segments they complete."""
+        finished = wait(in_flight, timeout=None if block else 0, return_when=FIRST_COMPLETED).done
+        for future in finished:
+            number = in_flight.pop(future)
+            segment = self._segments[number]
+            segment.outcomes.extend(future.result())
+            segment.open_batches -= 1
+        if finished:
+            self._commit_ready()
+
+    def _commit_ready(self) -> None:
+        """Commit, in input order, every segment whose batches have all been answered."""
+        while (segment := self._segments.get(self._next_commit)) is not None and segment.open_batches == 0:
+            del self._segments[self._next_commit]
+            self._next_commit += 1
+            for row in segment.invalid:
+                entry = self.sink.add_invalid(row)
+                self._remember(entry)
+                self._log_failure(str(row.to_error()))
+            for outcome in segment.outcomes:
+                self.report.add_outcome(outcome)
+                for failure in outcome.failures:
+                    entry = self.sink.add_failure(failure)
+                    self._remember(entry)
+                    self._log_failure(
+                        f"{failure.pair.source} line {failure.pair.line}: {failure.pair.from_id} -> "
+                        f"{failure.pair.to_id} failed [{failure.category}] {failure.message}"
+                    )
+            self.report.duplicates += segment.duplicates
+            self.report.invalid += len(segment.invalid)
+            self._committed_rows = segment.end_row
+        self._save_checkpoint()
+
+    def _remember(self, entry: dict[str, Any]) -> None:
+        if self.checkpoint is not None:
+            self._unsaved_failures.append(entry)
+
+    def _save_checkpoint(self, *, force: bool = False) -> None:
+        if self.checkpoint is None or self.settings.dry_run:
+            return
+        now = self._clock()
+        if not force and now - self._last_save < self.settings.checkpoint_interval:
+            return
+        self._last_save = now
+        self._copy_hook_counters()
+        self.checkpoint.save(
+            {"fingerprint": self.fingerprint, "rows": self._committed_rows, "record": self.report.snapshot()},
+            self._unsaved_failures,
+        )
+        self._unsaved_failures = []
+
+    def _log_failure(self, text: str) -> None:
+        if self._logged_failures < self.settings.log_failures:
+            self.log.warning("%s", text)
+        elif self._logged_failures == self.settings.log_failures and self.sink.path is None:
+            self.log.warning(
+                "More failures are counted but not logged; set failed_pairs_path to keep them all."
+            )
+        self._logged_failures += 1
+
+    def _send(self, batch: Batch) -> list[BatchOutcome]:
+        """Send one batch (on a worker thread); split it when HubSpot says it is too large."""
+        create = self.hook.create_default_associations if batch.default else self.hook.create_associations
+        try:
+            response = create(self.from_type, self.to_type, batch.inputs())
+        except HubSpotValidationError as err:
+            size = len(batch.items)
+            if err.status in TOO_LARGE_STATUSES and size > HUBSPOT_BATCH_CAP:
+                self._batch_limit = min(self._batch_limit, max(HUBSPOT_BATCH_CAP, size // 2))
+                self.log.warning(
+                    "HubSpot refused a batch of %d inputs; splitting it and sending smaller ones.", size
+                )
+                first, second = batch.halves()
+                return self._send(first) + self._send(second)
+            return [
+                whole_batch_failure(
+                    batch, err.category or "VALIDATION_ERROR", err.hubspot_message, err.correlation_id
+                )
+            ]
+        return [interpret(batch, response.body)]
+
+    def _copy_hook_counters(self) -> None:
+        stats = self.hook.stats
+        self.report.requests = self.report.base_requests + stats.requests
+        self.report.retries = self.report.base_retries + stats.retries
+        self.report.throttled = self.report.base_throttled + stats.throttled
+
+    def _finish(self) -> None:
+        """Close the failed-pairs output and copy this try's request counters into the report."""
+        self.sink.close()
+        self._copy_hook_counters()

@@ -1,0 +1,311 @@
+"""``BatchCreateAssociationsOperator``: mirror relationships from XCom or files into HubSpot."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_hubspot_assoc.association_types import (
+    DEFAULT_ASSOCIATION,
+    AssociationType,
+    TypeResolver,
+    Types,
+    check_category,
+    check_type_id,
+)
+from airflow_hubspot_assoc.checkpoint import CheckpointStore, checkpoint_key
+from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotError
+from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
+from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
+from airflow_hubspot_assoc.load import AssociationLoad, LoadSettings
+from airflow_hubspot_assoc.pairs import PairReader
+from airflow_hubspot_assoc.records import LoadReport
+from airflow_hubspot_assoc.ui import HUBSPOT_UI_COLOR
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+MAX_BATCH_SIZE = 2_000
+MAX_CONCURRENCY = 64
+
+
+class BatchCreateAssociationsOperator(BaseOperator):
+    """Create HubSpot associations for pairs of record ids, streamed in batches; account for every pair.
+
+    Pairs come from XCom (``pairs``) or from files (``pairs_path``: CSV with a header, JSON Lines, a
+    JSON array or Parquet, optionally ``.gz``, a directory or glob of parts, any ``ObjectStoragePath``
+    URL). The whole input is validated before the first write; then batches of ``batch_size`` are sent
+    with up to ``max_concurrency`` requests in flight, paced by the hook's rate limiter.
+
+    :param from_object_type: object type of the ``from`` records, e.g. ``contacts`` or ``2-123``
+        (templated)
+    :param to_object_type: object type of the ``to`` records (templated)
+    :param pairs: a list of ``[from_id, to_id]``, of dicts with the id fields, or of HubSpot inputs
+        ``{"from": {"id"}, "to": {"id"}, "types": [...]}``; usually an ``XComArg`` (templated)
+    :param pairs_path: a file, directory or glob, local or any object-storage URL (templated)
+    :param from_id_field: column or key of the ``from`` id
+    :param to_id_field: column or key of the ``to`` id
+    :param association_type_id: the association type id (with ``association_category``) (templated)
+    :param association_category: ``HUBSPOT_DEFINED`` (default), ``USER_DEFINED``, ``INTEGRATOR_DEFINED``
+    :param association_label: a label name, resolved once through the labels API (templated); with
+        neither this nor ``association_type_id``, HubSpot's default association is created
+    :param batch_size: inputs per request, 1 to 2,000 (HubSpot's own cap is 100, the default)
+    :param max_concurrency: requests in flight, further throttled by HubSpot's rate limit
+    :param max_failed_ratio: fail the task when failed and invalid pairs exceed this share of the input
+        (checked after everything else was sent); above 0, invalid rows are reported instead of stopping
+    :param failed_pairs_path: where to write failed pairs as JSON Lines (templated); ``{map_index}``,
+        ``{input_name}`` and ``{input_dir}`` are filled in, so mapped tasks can write next to their input
+    :param checkpoint_path: a directory (local or object storage) every worker can reach, where the load
+        saves its progress so that a retry resumes instead of sending everything again (templated);
+        defaults to ``_checkpoints`` beside ``failed_pairs_path``; without either, no checkpoints
+    :param checkpoint_interval: seconds between checkpoints
+    :param dry_run: read, validate and resolve labels; send nothing
+    :param progress_interval: seconds between progress lines in the log
+    :param hubspot_conn_id: the HubSpot connection (templated)
+    :return: the batch record (see the README): status, counts, bounded errors and sample.
+    """
+
+    template_fields: Sequence[str] = (
+        "from_object_type",
+        "to_object_type",
+        "pairs",
+        "pairs_path",
+        "association_type_id",
+        "association_label",
+        "failed_pairs_path",
+        "checkpoint_path",
+        "hubspot_conn_id",
+    )
+    template_fields_renderers = {"pairs": "json"}
+    ui_color = HUBSPOT_UI_COLOR
+
+    def __init__(
+        self,
+        *,
+        from_object_type: str,
+        to_object_type: str,
+        pairs: Any = None,
+        pairs_path: str | None = None,
+        from_id_field: str = "from_id",
+        to_id_field: str = "to_id",
+        association_type_id: int | str | None = None,
+        association_category: str = "HUBSPOT_DEFINED",
+        association_label: str | None = None,
+        batch_size: int = 100,
+        max_concurrency: int = 8,
+        max_failed_ratio: float = 0.0,
+        failed_pairs_path: str | None = None,
+        checkpoint_path: str | None = None,
+        checkpoint_interval: float = 5.0,
+        dry_run: bool = False,
+        progress_interval: float = 5.0,
+        hubspot_conn_id: str = HubSpotHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (pairs is None) == (pairs_path is None):
+            raise ValueError(
+                "Pass exactly one of pairs and pairs_path "
+                f"(got pairs={'set' if pairs is not None else None}, pairs_path={pairs_path!r})"
+            )
+        if association_type_id is not None and association_label is not None:
+            raise ValueError(
+                f"Pass association_type_id ({association_type_id!r}) or association_label "
+                f"({association_label!r}), not both"
+            )
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or not 1 <= batch_size <= MAX_BATCH_SIZE
+        ):
+            raise ValueError(
+                f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE:,}, got {batch_size!r}"
+            )
+        if (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or not (1 <= max_concurrency <= MAX_CONCURRENCY)
+        ):
+            raise ValueError(
+                f"max_concurrency must be an integer from 1 to {MAX_CONCURRENCY}, got {max_concurrency!r}"
+            )
+        if not 0.0 <= float(max_failed_ratio) <= 1.0:
+            raise ValueError(f"max_failed_ratio must be between 0 and 1, got {max_failed_ratio!r}")
+        if not from_id_field or not to_id_field or from_id_field == to_id_field:
+            raise ValueError(
+                f"from_id_field and to_id_field must differ, got {from_id_field!r} and {to_id_field!r}"
+            )
+        try:
+            self.association_category = check_category(association_category)
+        except HubSpotConfigError as err:
+            raise ValueError(str(err)) from None
+        self.from_object_type = from_object_type
+        self.to_object_type = to_object_type
+        self.pairs = pairs
+        self.pairs_path = pairs_path
+        self.from_id_field = from_id_field
+        self.to_id_field = to_id_field
+        self.association_type_id = association_type_id
+        self.association_label = association_label
+        self.batch_size = batch_size
+        self.max_concurrency = max_concurrency
+        self.max_failed_ratio = float(max_failed_ratio)
+        self.failed_pairs_path = failed_pairs_path
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_interval = checkpoint_interval
+        self.dry_run = dry_run
+        self.progress_interval = progress_interval
+        self.hubspot_conn_id = hubspot_conn_id
+        self._stop = threading.Event()
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Validate the whole input, send it, and return the batch record."""
+        from airflow_hubspot_assoc.api import validate_object_type
+
+        from_type = validate_object_type(self.from_object_type)
+        to_type = validate_object_type(self.to_object_type)
+        reader = self._reader()
+        hook = HubSpotHook(self.hubspot_conn_id, max_concurrency=self.max_concurrency)
+        default_types = self._default_types(hook, from_type, to_type)
+        failed_path = self._failed_pairs_path(context)
+        checkpoint = None if self.dry_run else self._checkpoint_store(context, failed_path)
+        report = LoadReport(
+            from_type=from_type,
+            to_type=to_type,
+            conn_id=self.hubspot_conn_id,
+            source=self._source_reference(reader),
+            dry_run=self.dry_run,
+            failed_pairs_path=failed_path,
+        )
+        load = AssociationLoad(
+            hook,
+            from_type,
+            to_type,
+            reader,
+            TypeResolver(
+                default_types,
+                self.association_category,
+                lambda name: hook.resolve_label(from_type, to_type, name),
+            ),
+            report,
+            FailedPairsSink(None if self.dry_run else failed_path),
+            LoadSettings(
+                batch_size=self.batch_size,
+                max_concurrency=self.max_concurrency,
+                max_failed_ratio=self.max_failed_ratio,
+                dry_run=self.dry_run,
+                progress_interval=self.progress_interval,
+                checkpoint_interval=self.checkpoint_interval,
+            ),
+            log=self.log,
+            stop=self._stop,
+            checkpoint=checkpoint,
+        )
+        self.log.info("Loading %s -> %s associations from %s", from_type, to_type, reader.description)
+        load.validate()
+        load.fingerprint = {
+            "source": reader.description,
+            "rows": report.total,
+            "from": from_type,
+            "to": to_type,
+        }
+        skipped = load.resume()
+        load.send()
+        if checkpoint is not None:
+            checkpoint.clear()
+        record = report.to_record()
+        record["resumed"] = skipped > 0
+        record["resumedSkipped"] = skipped
+        self.log.info("%s", summary_line(record))
+        self._enforce_policy(record)
+        return record
+
+    def on_kill(self) -> None:
+        """Stop sending new batches; the load logs how far it got once the requests in flight return."""
+        self._stop.set()
+        self.log.warning("Kill requested: no new batches will be sent.")
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _reader(self) -> PairReader:
+        fields = {"from_id_field": self.from_id_field, "to_id_field": self.to_id_field}
+        if self.pairs_path is not None and self.pairs is None:
+            return PairReader.from_path(str(self.pairs_path), **fields)
+        if self.pairs is not None and self.pairs_path is None:
+            return PairReader.from_pairs(self.pairs, **fields)
+        raise HubSpotConfigError("Exactly one of pairs and pairs_path must be set after rendering templates")
+
+    def _default_types(self, hook: HubSpotHook, from_type: str, to_type: str) -> Types:
+        if self.association_label:
+            category, type_id = hook.resolve_label(from_type, to_type, str(self.association_label))
+            return (AssociationType(category, type_id),)
+        if self.association_type_id not in (None, ""):
+            return (AssociationType(self.association_category, check_type_id(self.association_type_id)),)
+        return DEFAULT_ASSOCIATION
+
+    def _failed_pairs_path(self, context: Context) -> str | None:
+        if not self.failed_pairs_path:
+            return None
+        path = str(self.failed_pairs_path)
+        if "{" not in path:
+            return path
+        source = str(self.pairs_path or "pairs").rstrip("/")
+        name = source.rsplit("/", 1)[-1]
+        for suffix in (".gz", ".csv", ".jsonl", ".ndjson", ".json", ".parquet"):
+            name = name.removesuffix(suffix)
+        ti = context.get("ti")
+        map_index = getattr(ti, "map_index", -1) if ti is not None else -1
+        return path.format(
+            map_index=map_index, input_name=name, input_dir=source.rsplit("/", 1)[0] if "/" in source else "."
+        )
+
+    def _checkpoint_store(self, context: Context, failed_path: str | None) -> CheckpointStore | None:
+        base = self.checkpoint_path or (
+            f"{failed_path.rsplit('/', 1)[0] if '/' in failed_path else '.'}/_checkpoints"
+            if failed_path
+            else None
+        )
+        ti = context.get("ti")
+        if not base or ti is None:
+            self.log.info(
+                "No checkpoints: set checkpoint_path (or failed_pairs_path) to resume after a crash."
+            )
+            return None
+        key = checkpoint_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+        return CheckpointStore(str(base), key)
+
+    def _source_reference(self, reader: PairReader) -> dict[str, Any]:
+        if self.pairs_path is not None:
+            return {
+                "kind": "path",
+                "path": str(self.pairs_path),
+                "fromIdField": self.from_id_field,
+                "toIdField": self.to_id_field,
+            }
+        return {"kind": "xcom", "description": reader.description}
+
+    def _enforce_policy(self, record: dict[str, Any]) -> None:
+        if record["status"] == "CANCELED":
+            reasons = "; ".join(str(e.get("message")) for e in record["errors"][:5]) or "no reason given"
+            raise HubSpotError(f"HubSpot canceled at least one batch: {reasons}. {summary_line(record)}")
+        total = record["total"]
+        bad = record["failed"] + record["invalid"]
+        if total and bad / total > self.max_failed_ratio:
+            where = f" Failed pairs: {record['failedPairsPath']}." if record["failedPairsPath"] else ""
+            raise HubSpotError(
+                f"{bad:,} of {total:,} pairs failed or were invalid, over max_failed_ratio="
+                f"{self.max_failed_ratio}.{where} {summary_line(record)}"
+            )
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    """One line that accounts for every pair of a record."""
+    return (
+        f"{record['status']}{' (dry run)' if record.get('dryRun') else ''}: {record['total']:,} pairs read, "
+        f"{record['created']:,} created, {record['failed']:,} failed, {record['invalid']:,} invalid, "
+        f"{record['duplicates']:,} duplicates; {record['requests']:,} requests, "
+        f"{record['retries']:,} retries, "
+        f"{record['throttled']:,} throttled (429)"
+    )

@@ -1,0 +1,169 @@
+"""The batch record: the compact summary the operator returns to XCom and the sensor reads.
+
+It mirrors HubSpot's batch response where it can (``status``, ``requestedAt``, ``startedAt``,
+``completedAt``, ``numErrors``, ``errors``) and adds the package's accounting. It never holds the
+input: XCom lives in Airflow's metadata database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow_hubspot_assoc.association_types import AssociationType, Types
+from airflow_hubspot_assoc.batches import BatchOutcome, Item, combined_status
+
+MAX_ERRORS = 50
+MAX_SAMPLE = 100
+MAX_TYPES = 20
+
+
+def utc_now_iso() -> str:
+    """Now, in the ISO 8601 form HubSpot uses."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def pair_entry(item: Item) -> dict[str, Any]:
+    """A pair as the sensor reads it back: ids and the types it was created with."""
+    return {"from": item.pair.from_id, "to": item.pair.to_id, "types": [t.as_spec() for t in item.types]}
+
+
+@dataclass
+class LoadReport:
+    """Counts and bounded samples of one load, built up batch by batch."""
+
+    from_type: str
+    to_type: str
+    conn_id: str
+    source: dict[str, Any]
+    requested_at: str = field(default_factory=utc_now_iso)
+    dry_run: bool = False
+    failed_pairs_path: str | None = None
+    total: int = 0
+    created: int = 0
+    failed: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    types: list[Types] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    pending_pairs: dict[str, int] = field(default_factory=dict)
+    started_at: str | None = None
+    completed_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: Request counters of earlier tries (restored from a checkpoint), added to this try's.
+    base_requests: int = 0
+    base_retries: int = 0
+    base_throttled: int = 0
+
+    _SAVED = (
+        "created",
+        "failed",
+        "invalid",
+        "duplicates",
+        "requests",
+        "retries",
+        "throttled",
+        "errors",
+        "sample",
+        "statuses",
+        "pending_pairs",
+        "started_at",
+        "completed_at",
+    )
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the record (plain JSON values)."""
+        state = {name: getattr(self, name) for name in self._SAVED}
+        state["types"] = [[list(t) for t in combo] for combo in self.types]
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint's snapshot; this try's request counters add to the saved ones."""
+        for name in self._SAVED:
+            setattr(self, name, state[name])
+        self.types = [tuple(AssociationType(*t) for t in combo) for combo in state["types"]]
+        self.base_requests, self.base_retries, self.base_throttled = (
+            self.requests,
+            self.retries,
+            self.throttled,
+        )
+
+    def note_types(self, types: Types) -> None:
+        """Remember a type combination used (bounded), for the record and dry runs."""
+        if types not in self.types and len(self.types) < MAX_TYPES:
+            self.types.append(types)
+
+    def add_error(self, error: dict[str, Any]) -> None:
+        """Keep an error in HubSpot's shape, up to ``MAX_ERRORS``."""
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(error)
+
+    def add_outcome(self, outcome: BatchOutcome) -> None:
+        """Account for one batch's answer."""
+        self.statuses[outcome.status] = self.statuses.get(outcome.status, 0) + 1
+        self.created += len(outcome.created)
+        self.failed += len(outcome.failures)
+        if outcome.status in ("PENDING", "PROCESSING"):
+            self.pending_pairs[outcome.status] = self.pending_pairs.get(outcome.status, 0) + len(
+                outcome.created
+            )
+        for item in outcome.created:
+            if len(self.sample) >= MAX_SAMPLE:
+                break
+            self.sample.append(pair_entry(item))
+        for error in outcome.errors:
+            self.add_error(error)
+        if outcome.started_at and (self.started_at is None or outcome.started_at < self.started_at):
+            self.started_at = outcome.started_at
+        if outcome.completed_at and (self.completed_at is None or outcome.completed_at > self.completed_at):
+            self.completed_at = outcome.completed_at
+
+    @property
+    def status(self) -> str:
+        """COMPLETE only when every batch answered COMPLETE (see ``combined_status``)."""
+        return combined_status(self.statuses)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON-serialisable XCom record."""
+        status = self.status
+        types = self.types[0] if len(self.types) == 1 else ()
+        record: dict[str, Any] = {
+            "status": status,
+            "requestedAt": self.requested_at,
+            "startedAt": self.started_at or self.requested_at,
+            "completedAt": (self.completed_at or utc_now_iso())
+            if status in ("COMPLETE", "CANCELED")
+            else None,
+            "fromObjectType": self.from_type,
+            "toObjectType": self.to_type,
+            "hubspotConnId": self.conn_id,
+            "associationTypes": [t.as_spec() for t in types],
+            "typesUsed": [[t.as_spec() for t in combo] for combo in self.types],
+            "dryRun": self.dry_run,
+            "total": self.total,
+            "created": self.created,
+            "failed": self.failed,
+            "invalid": self.invalid,
+            "duplicates": self.duplicates,
+            "requests": self.requests,
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "numErrors": self.failed + self.invalid,
+            "errors": self.errors,
+            "failedPairsPath": self.failed_pairs_path,
+            "source": self.source,
+            "sample": self.sample,
+            "pending": [
+                {"status": name, "batches": self.statuses[name], "pairs": self.pending_pairs.get(name, 0)}
+                for name in ("PENDING", "PROCESSING")
+                if name in self.statuses
+            ],
+        }
+        record.update(self.extra)
+        return record

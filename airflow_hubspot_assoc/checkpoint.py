@@ -41,7 +41,7 @@ class CheckpointStore:
     def __init__(self, base: str, key: str) -> None:
         self.location = f"{base.rstrip('/')}/{key}"
         self._dir = _location(self.location)
-        self._parts = 0
+        self._parts: list[str] = []
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None when there is none (a first try, or a finished load)."""
@@ -50,7 +50,7 @@ class CheckpointStore:
             return None
         with state_path.open("r", encoding="utf-8") as handle:
             state: dict[str, Any] = json.load(handle)
-        self._parts = len(state.get("failedParts", []))
+        self._parts = list(state.get("failedParts", []))
         return state
 
     def failed_entries(self, state: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -66,14 +66,12 @@ class CheckpointStore:
 
         The state is written last, so a crash in between leaves the previous checkpoint valid.
         """
-        parts = list(state.get("failedParts", []))
         if new_failed:
-            name = f"failed-{self._parts:06d}.jsonl"
+            name = f"failed-{len(self._parts):06d}.jsonl"
             with open_for_write(f"{self.location}/{name}") as handle:
                 handle.writelines(json.dumps(entry, separators=(",", ":")) + "\n" for entry in new_failed)
-            self._parts += 1
-            parts.append(name)
-        state["failedParts"] = parts
+            self._parts.append(name)
+        state["failedParts"] = list(self._parts)
         body = json.dumps(state, separators=(",", ":"))
         if isinstance(self._dir, Path):
             self._dir.mkdir(parents=True, exist_ok=True)

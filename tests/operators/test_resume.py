@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -48,8 +49,14 @@ def test_stopped_load_resumes_from_its_checkpoint(hubspot_conn, tmp_path):
         max_failed_ratio=0.1,
     )
     first = BatchCreateAssociationsOperator(**kwargs)
-    stopper = threading.Timer(1.0, first.on_kill)
-    stopper.start()
+
+    def kill_after_some_writes() -> None:
+        # Stop by progress, not by time, so a slow or busy machine cannot finish the load first.
+        while hubspot_conn.stats.write_requests < 20:
+            time.sleep(0.01)
+        first.on_kill()
+
+    threading.Thread(target=kill_after_some_writes, daemon=True).start()
     with pytest.raises(LoadStopped):
         first.execute(context())
     sent_first = sum(r.n_inputs for r in hubspot_conn.requests if r.endpoint == "batch_create")

@@ -142,7 +142,7 @@ def _context_ids(error: Mapping[str, Any], keys: Iterable[str]) -> set[str]:
     return found
 
 
-def _error_matcher(error: Mapping[str, Any]) -> Any:
+def error_matcher(error: Mapping[str, Any]) -> Any:
     """A predicate telling whether an error names a pair, or None when it names no record."""
     from_ids = _context_ids(error, _FROM_KEYS)
     to_ids = _context_ids(error, _TO_KEYS)
@@ -188,7 +188,7 @@ def _failure(item: Item, error: Mapping[str, Any]) -> Failure:
 def interpret(batch: Batch, body: Mapping[str, Any]) -> BatchOutcome:
     """Account for every item of ``batch`` from HubSpot's answer ``body``."""
     status = str(body.get("status") or "COMPLETE").upper()
-    errors = [e for e in body.get("errors") or () if isinstance(e, Mapping)]
+    errors = [dict(e) for e in body.get("errors") or () if isinstance(e, Mapping)]
     outcome = BatchOutcome(status, [], [], list(errors), body.get("startedAt"), body.get("completedAt"))
     if status == "CANCELED":
         reason = (
@@ -199,7 +199,7 @@ def interpret(batch: Batch, body: Mapping[str, Any]) -> BatchOutcome:
         outcome.failures = [_failure(item, canceled) for item in batch.items]
         return outcome
 
-    matchers = [(error, _error_matcher(error)) for error in errors]
+    matchers = [(error, error_matcher(error)) for error in errors]
     unmapped = [error for error, matcher in matchers if matcher is None]
     mapped = [(error, matcher) for error, matcher in matchers if matcher is not None]
     matched_errors: set[int] = set()

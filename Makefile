@@ -17,17 +17,17 @@ $(STAMP): $(BIN)/uv pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m airflow_hubspot_assoc.demo
+	$(BIN)/python demo/run.py
 
 test: $(STAMP)
 	$(BIN)/python -m playwright --version >/dev/null
-	$(BIN)/ruff check airflow_hubspot_assoc tests example_dags benchmarks
+	$(BIN)/ruff check airflow_hubspot_assoc tests example_dags benchmarks demo
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_hubspot_assoc tests example_dags benchmarks
-	$(BIN)/ruff format --check airflow_hubspot_assoc tests example_dags benchmarks
+	$(BIN)/ruff check airflow_hubspot_assoc tests example_dags benchmarks demo
+	$(BIN)/ruff format --check airflow_hubspot_assoc tests example_dags benchmarks demo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -49,6 +49,18 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_hubspot_assoc.triggers.associations"],
             }
         ],
+        "extra-links": [
+            "airflow_hubspot_assoc.links.HubSpotFromObjectsLink",
+            "airflow_hubspot_assoc.links.HubSpotToObjectsLink",
+        ],
+        "asset-uris": [
+            {
+                "schemes": ["hubspot"],
+                "handler": "airflow_hubspot_assoc.assets.normalize_uri",
+                "factory": "airflow_hubspot_assoc.assets.create_asset",
+                "to_openlineage_converter": "airflow_hubspot_assoc.assets.convert_asset_to_openlineage",
+            }
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_hubspot_assoc.hooks.hubspot.HubSpotHook",
@@ -59,11 +71,13 @@ def get_provider_info() -> dict[str, Any]:
                     "relabeling": {
                         "password": "Private app access token",
                         "host": "API host",
-                        "port": "Port",
+                        "port": "Port (443 for HubSpot)",
                     },
                     "placeholders": {
                         "host": "https://api.hubapi.com",
-                        "port": "443",
+                        # Airflow 3.3.2's Test button sends port 0 for a connection saved without one,
+                        # and the api-server then refuses the test (apache/airflow#73298).
+                        "port": "443 (fill it in: the Test button needs it)",
                         "password": "pat-na1-... (leave empty when using OAuth)",
                     },
                 },
@@ -71,7 +85,12 @@ def get_provider_info() -> dict[str, Any]:
                     "api_version": {
                         "label": "API version",
                         "description": "v4 (ends 2027-03-30) or a dated version such as 2026-03 or 2026-09.",
-                        "schema": {"type": ["string", "null"], "default": "v4"},
+                        # ``examples`` gives the field a placeholder and a list to pick from in the UI.
+                        "schema": {
+                            "type": ["string", "null"],
+                            "default": "v4",
+                            "examples": ["v4", "2026-03", "2026-09"],
+                        },
                     },
                     "client_id": {
                         "label": "OAuth client ID",
@@ -93,7 +112,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "portal_id": {
                         "label": "Portal (hub) ID",
-                        "description": "Optional; enables links from tasks to the portal's records.",
+                        "description": "Optional; names the portal in task links, assets and lineage.",
                         "schema": _NULLABLE_STRING,
                     },
                 },

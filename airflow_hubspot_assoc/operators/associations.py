@@ -6,8 +6,9 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, XComArg
 
+from airflow_hubspot_assoc import assets, lineage, links
 from airflow_hubspot_assoc.association_types import (
     DEFAULT_ASSOCIATION,
     AssociationType,
@@ -81,6 +82,7 @@ class BatchCreateAssociationsOperator(BaseOperator):
     )
     template_fields_renderers = {"pairs": "json"}
     ui_color = HUBSPOT_UI_COLOR
+    operator_extra_links = (links.HubSpotFromObjectsLink(), links.HubSpotToObjectsLink())
 
     def __init__(
         self,
@@ -88,7 +90,7 @@ class BatchCreateAssociationsOperator(BaseOperator):
         from_object_type: str,
         to_object_type: str,
         pairs: Any = None,
-        pairs_path: str | None = None,
+        pairs_path: str | XComArg | None = None,
         from_id_field: str = "from_id",
         to_id_field: str = "to_id",
         association_type_id: int | str | None = None,
@@ -156,7 +158,8 @@ class BatchCreateAssociationsOperator(BaseOperator):
         self.failed_pairs_path = failed_pairs_path
         self.checkpoint_path = checkpoint_path
         self.checkpoint_interval = checkpoint_interval
-        self.dry_run = dry_run
+        # Not ``self.dry_run``: BaseOperator already has a ``dry_run()`` method.
+        self.is_dry_run = dry_run
         self.progress_interval = progress_interval
         self.hubspot_conn_id = hubspot_conn_id
         self._stop = threading.Event()
@@ -169,16 +172,21 @@ class BatchCreateAssociationsOperator(BaseOperator):
         to_type = validate_object_type(self.to_object_type)
         reader = self._reader()
         hook = HubSpotHook(self.hubspot_conn_id, max_concurrency=self.max_concurrency)
+        links.persist(context, hook, from_type, to_type)
         default_types = self._default_types(hook, from_type, to_type)
         failed_path = self._failed_pairs_path(context)
-        checkpoint = None if self.dry_run else self._checkpoint_store(context, failed_path)
+        checkpoint = None if self.is_dry_run else self._checkpoint_store(context, failed_path)
         report = LoadReport(
             from_type=from_type,
             to_type=to_type,
             conn_id=self.hubspot_conn_id,
             source=self._source_reference(reader),
-            dry_run=self.dry_run,
+            dry_run=self.is_dry_run,
             failed_pairs_path=failed_path,
+            extra={
+                "defaultTypes": [t.as_spec() for t in default_types],
+                "defaultCategory": self.association_category,
+            },
         )
         load = AssociationLoad(
             hook,
@@ -191,16 +199,16 @@ class BatchCreateAssociationsOperator(BaseOperator):
                 lambda name: hook.resolve_label(from_type, to_type, name),
             ),
             report,
-            FailedPairsSink(None if self.dry_run else failed_path),
+            FailedPairsSink(None if self.is_dry_run else failed_path),
             LoadSettings(
                 batch_size=self.batch_size,
                 max_concurrency=self.max_concurrency,
                 max_failed_ratio=self.max_failed_ratio,
-                dry_run=self.dry_run,
+                dry_run=self.is_dry_run,
                 progress_interval=self.progress_interval,
                 checkpoint_interval=self.checkpoint_interval,
             ),
-            log=self.log,
+            log=self.log,  # type: ignore[arg-type]  # Airflow's structlog logger has the same methods
             stop=self._stop,
             checkpoint=checkpoint,
         )
@@ -220,6 +228,8 @@ class BatchCreateAssociationsOperator(BaseOperator):
         record["resumed"] = skipped > 0
         record["resumedSkipped"] = skipped
         self.log.info("%s", summary_line(record))
+        lineage.remember_run(self, reader, record)
+        assets.describe_outlet_events(self.outlets, context, from_type, to_type, record)
         self._enforce_policy(record)
         return record
 
@@ -227,6 +237,14 @@ class BatchCreateAssociationsOperator(BaseOperator):
         """Stop sending new batches; the load logs how far it got once the requests in flight return."""
         self._stop.set()
         self.log.warning("Kill requested: no new batches will be sent.")
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """OpenLineage: the input files or upstream task, and the pair's associations (see ``lineage``)."""
+        return lineage.facets_on_start(self)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage after the load: the files read and how many associations were created."""
+        return lineage.facets_on_complete(self, task_instance)
 
     # -- helpers ----------------------------------------------------------------------------
     def _reader(self) -> PairReader:
@@ -273,7 +291,9 @@ class BatchCreateAssociationsOperator(BaseOperator):
                 "No checkpoints: set checkpoint_path (or failed_pairs_path) to resume after a crash."
             )
             return None
-        key = checkpoint_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+        key = checkpoint_key(
+            ti.dag_id, ti.run_id, ti.task_id, ti.map_index if ti.map_index is not None else -1
+        )
         return CheckpointStore(str(base), key)
 
     def _source_reference(self, reader: PairReader) -> dict[str, Any]:

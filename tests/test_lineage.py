@@ -115,9 +115,8 @@ def test_xcom_input_names_the_upstream_task_also_after_rendering_and_when_mapped
     assert input_datasets(literal) == []
 
 
+@pytest.mark.skipif(HAS_PROVIDER, reason="checks the path without the optional provider")
 def test_without_the_provider_the_methods_return_none(hubspot_conn):
-    if HAS_PROVIDER:
-        pytest.skip("the OpenLineage provider is installed here")
     op = BatchCreateAssociationsOperator(
         task_id="t", from_object_type="contacts", to_object_type="companies", pairs=[["1", "101"]]
     )
@@ -146,52 +145,3 @@ def test_execute_remembers_the_files_read_and_the_record(hubspot_conn, tmp_path)
     assert lineage.output_dataset(op) == LineageDataset(
         f"hubspot://{host}", "associations/contacts/companies"
     )
-
-
-# -- with the provider (skipped where it is not installed) -------------------------------------------
-needs_provider = pytest.mark.skipif(not HAS_PROVIDER, reason="apache-airflow-providers-openlineage missing")
-
-
-@needs_provider
-@pytest.mark.hubspot_conn(portal_id="12345678")
-def test_real_facets_on_start_and_complete(hubspot_conn, tmp_path):
-    from airflow.providers.openlineage.extractors import OperatorLineage
-
-    (tmp_path / "pairs.csv").write_text("from_id,to_id\n1,101\n2,102\n")
-    op = BatchCreateAssociationsOperator(
-        task_id="t", from_object_type="contacts", to_object_type="companies", pairs_path=str(tmp_path)
-    )
-    start = op.get_openlineage_facets_on_start()
-    assert isinstance(start, OperatorLineage)
-    assert [(d.namespace, d.name) for d in start.inputs] == [("file", str(tmp_path))]
-    assert [(d.namespace, d.name) for d in start.outputs] == [
-        ("hubspot://12345678", "associations/contacts/companies")
-    ]
-    op.execute({})
-    complete = op.get_openlineage_facets_on_complete(None)
-    assert isinstance(complete, OperatorLineage)
-    assert [(d.namespace, d.name) for d in complete.inputs] == [("file", str(tmp_path / "pairs.csv"))]
-    (output,) = complete.outputs
-    assert (output.namespace, output.name) == ("hubspot://12345678", "associations/contacts/companies")
-    assert output.outputFacets["outputStatistics"].rowCount == 2
-
-
-@needs_provider
-def test_real_converter_maps_the_asset_to_the_output_dataset():
-    from airflow_hubspot_assoc.assets import convert_asset_to_openlineage, hubspot_associations_asset
-
-    dataset = convert_asset_to_openlineage(hubspot_associations_asset("contacts", "companies", portal=7))
-    assert (dataset.namespace, dataset.name) == ("hubspot://7", "associations/contacts/companies")
-
-
-@needs_provider
-def test_a_dry_run_reports_no_output(hubspot_conn):
-    op = BatchCreateAssociationsOperator(
-        task_id="t",
-        from_object_type="contacts",
-        to_object_type="companies",
-        pairs=[["1", "101"]],
-        dry_run=True,
-    )
-    op.execute({})
-    assert op.get_openlineage_facets_on_complete(None).outputs == []

@@ -59,7 +59,7 @@ def cluster() -> Iterator[AirflowCluster]:
 @pytest.fixture(scope="module")
 def page(cluster: AirflowCluster) -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)

@@ -10,37 +10,10 @@ import re
 import zlib
 from dataclasses import dataclass
 
-#: Standard object names and their type ids.
-STANDARD_TYPE_IDS: dict[str, str] = {
-    "contacts": "0-1",
-    "companies": "0-2",
-    "deals": "0-3",
-    "tickets": "0-5",
-    "products": "0-7",
-    "line_items": "0-8",
-    "quotes": "0-14",
-    "tasks": "0-27",
-    "notes": "0-46",
-    "meetings": "0-47",
-    "calls": "0-48",
-    "emails": "0-49",
-}
-_NAMES_BY_ID = {type_id: name for name, type_id in STANDARD_TYPE_IDS.items()}
-# HubSpot also takes the singular forms in URLs.
-_ALIASES = {
-    "contact": "contacts",
-    "company": "companies",
-    "deal": "deals",
-    "ticket": "tickets",
-    "product": "products",
-    "line_item": "line_items",
-    "quote": "quotes",
-    "task": "tasks",
-    "note": "notes",
-    "meeting": "meetings",
-    "call": "calls",
-    "email": "emails",
-}
+from airflow_hubspot_assoc.object_types import STANDARD_OBJECT_TYPE_IDS, canonical_object_type
+
+# One table of standard object types for the package and its stand-in.
+STANDARD_TYPE_IDS = STANDARD_OBJECT_TYPE_IDS
 _VALID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _TYPE_ID = re.compile(r"^[0-9]+-[0-9]+$")
 
@@ -105,12 +78,10 @@ def resolve_object_type(raw: str) -> ObjectType:
     if not _VALID.match(raw) or raw.strip(".") == "":
         raise UnknownObjectTypeError(f"Unable to infer object type from: {raw}")
     lowered = raw.lower()
-    name = _ALIASES.get(lowered, lowered)
+    name = canonical_object_type(lowered)
     if name in STANDARD_TYPE_IDS:
         return ObjectType(STANDARD_TYPE_IDS[name], name)
     if _TYPE_ID.match(lowered):
-        if lowered in _NAMES_BY_ID:
-            return ObjectType(lowered, _NAMES_BY_ID[lowered])
         return ObjectType(lowered, lowered, custom=lowered.startswith("2-"))
     if lowered.startswith("p_") or re.match(r"^p[0-9]+_", lowered):
         # Custom objects are addressed by fully qualified name too; give them a stable 2-x id so

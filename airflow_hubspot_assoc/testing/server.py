@@ -25,12 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from airflow_hubspot_assoc.testing.config import (
-    DEFAULT_TOKEN,
-    FaultConfig,
-    LabelConfig,
-    LatencyConfig,
     OAuthApp,
-    RateLimitConfig,
     StandInConfig,
 )
 from airflow_hubspot_assoc.testing.dispatch import Dispatcher, Outcome
@@ -38,17 +33,7 @@ from airflow_hubspot_assoc.testing.errors import error_body
 from airflow_hubspot_assoc.testing.objects import resolve_object_type
 from airflow_hubspot_assoc.testing.stats import RequestRecord, Stats
 
-__all__ = [
-    "DEFAULT_TOKEN",
-    "FaultConfig",
-    "HubSpotStandIn",
-    "LabelConfig",
-    "LatencyConfig",
-    "OAuthApp",
-    "RateLimitConfig",
-    "RequestRecord",
-    "StandInConfig",
-]
+__all__ = ["HubSpotStandIn"]
 
 _MAX_BODY = 64 * 1024 * 1024
 _REDACTED = "Bearer <redacted>"

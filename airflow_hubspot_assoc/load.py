@@ -178,6 +178,7 @@ class AssociationLoad:
         workers = max(1, self.settings.max_concurrency)
         duplicates_before = 0
         pending_invalid: list[InvalidRow] = []
+        last_types: object = None
         read = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hubspot-batch") as pool:
 
@@ -207,14 +208,16 @@ class AssociationLoad:
                         pending_invalid.append(row)
                         continue
                     types = self.resolver.types_of(row)
-                    self.report.note_types(types)
-                    builder.batch_size = self._batch_limit
+                    if types is not last_types:  # the resolver hands out shared tuples
+                        self.report.note_types(types)
+                        last_types = types
                     closed = builder.add(row, types)
                     if closed:
+                        # Per batch, not per row: polling futures costs more than reading a row.
                         close_segment(closed)
-                    elif in_flight:
                         self._collect(in_flight, block=False)
-                    progress.update(self._committed_rows, self.hook.stats.throttled)
+                        builder.batch_size = self._batch_limit
+                        progress.update(self._committed_rows, self.hook.stats.throttled)
                 close_segment(builder.flush())
                 while in_flight:
                     self._collect(in_flight, block=True)
@@ -242,6 +245,8 @@ class AssociationLoad:
 
     def _collect(self, in_flight: dict[Future[list[BatchOutcome]], int], *, block: bool) -> None:
         """Take in finished requests and commit the segments they complete."""
+        if not in_flight:
+            return
         finished = wait(in_flight, timeout=None if block else 0, return_when=FIRST_COMPLETED).done
         for future in finished:
             number = in_flight.pop(future)

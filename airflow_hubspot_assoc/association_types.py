@@ -72,7 +72,7 @@ class TypeResolver:
         default_category: str,
         resolve_label: Callable[[str], tuple[str, int]],
     ) -> None:
-        self._default_types = default_types
+        self.default_types = default_types
         self._default_category = default_category
         self._resolve_label = resolve_label
         self._labels: dict[str, Types] = {}
@@ -100,4 +100,4 @@ class TypeResolver:
             if types is None:
                 types = self._by_id[key] = (AssociationType(*key),)
             return types
-        return self._default_types
+        return self.default_types

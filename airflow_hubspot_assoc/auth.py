@@ -234,6 +234,11 @@ class OAuthCredentials(Credentials):
         except HubSpotError:
             raise
         except Exception as err:
+            if _is_tls_error(err):
+                raise HubSpotAuthError(
+                    f"TLS verification of HubSpot's token endpoint failed ({err}); for a private CA, "
+                    "set REQUESTS_CA_BUNDLE to its bundle"
+                ) from err
             raise HubSpotTransportError(
                 f"Could not reach HubSpot's token endpoint to refresh the OAuth token ({type(err).__name__})"
             ) from err
@@ -284,6 +289,15 @@ class OAuthCredentials(Credentials):
             self._session = requests.Session()
         response = self._session.post(url, data=form, timeout=self._timeout, allow_redirects=False)
         return response.status_code, response.content
+
+
+def _is_tls_error(err: BaseException) -> bool:
+    """A certificate problem: retrying will not cure it."""
+    import ssl
+
+    import requests
+
+    return isinstance(err, requests.exceptions.SSLError | ssl.SSLError)
 
 
 def _parse_json(raw: bytes) -> dict[str, Any]:

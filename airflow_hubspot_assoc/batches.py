@@ -128,8 +128,10 @@ class BatchOutcome:
 def _context_ids(error: Mapping[str, Any], keys: Iterable[str]) -> set[str]:
     """Ids named under ``keys`` in an error's context or in its detailed errors' contexts."""
     found: set[str] = set()
+    details = error.get("errors")
     contexts = [error.get("context")]
-    contexts += [detail.get("context") for detail in error.get("errors") or () if isinstance(detail, Mapping)]
+    if isinstance(details, list):
+        contexts += [detail.get("context") for detail in details if isinstance(detail, Mapping)]
     for context in contexts:
         if not isinstance(context, Mapping):
             continue
@@ -185,11 +187,19 @@ def _failure(item: Item, error: Mapping[str, Any]) -> Failure:
     )
 
 
+def _timestamp(value: Any) -> str | None:
+    """HubSpot's ISO timestamps, or None for anything else an odd answer may carry."""
+    return value if isinstance(value, str) else None
+
+
 def interpret(batch: Batch, body: Mapping[str, Any]) -> BatchOutcome:
     """Account for every item of ``batch`` from HubSpot's answer ``body``."""
     status = str(body.get("status") or "COMPLETE").upper()
-    errors = [dict(e) for e in body.get("errors") or () if isinstance(e, Mapping)]
-    outcome = BatchOutcome(status, [], [], list(errors), body.get("startedAt"), body.get("completedAt"))
+    raw_errors = body.get("errors")
+    errors = [dict(e) for e in raw_errors if isinstance(e, Mapping)] if isinstance(raw_errors, list) else []
+    outcome = BatchOutcome(
+        status, [], [], list(errors), _timestamp(body.get("startedAt")), _timestamp(body.get("completedAt"))
+    )
     if status == "CANCELED":
         reason = (
             "; ".join(str(e.get("message")) for e in errors if e.get("message"))

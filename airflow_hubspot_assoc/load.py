@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_hubspot_assoc.batches import Batch, BatchBuilder, BatchOutcome, interpret, whole_batch_failure
-from airflow_hubspot_assoc.exceptions import HubSpotValidationError, PairInputError
+from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotValidationError, PairInputError
 from airflow_hubspot_assoc.pairs import InvalidRow, Pair
 from airflow_hubspot_assoc.progress import ProgressReporter
 
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 #: HubSpot's own tooling caps batch create at 100 inputs; a larger batch that HubSpot refuses is split.
 HUBSPOT_BATCH_CAP = 100
 TOO_LARGE_STATUSES = frozenset({400, 413})
+#: Distinct per-row type ids checked before the first write (more would only be checked by HubSpot).
+MAX_CHECKED_TYPE_IDS = 1_000
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class LoadSettings:
     max_failed_ratio: float = 0.0
     dry_run: bool = False
     progress_interval: float = 5.0
-    checkpoint_interval: float = 5.0
+    checkpoint_interval: float = 1.0
     log_failures: int = 100
 
 
@@ -61,10 +63,16 @@ class Segment:
     """Consecutive rows up to ``end_row`` (exclusive), with what became of them so far."""
 
     end_row: int
-    open_batches: int
+    batches: int
     duplicates: int
     invalid: list[InvalidRow]
     outcomes: list[BatchOutcome] = field(default_factory=list)
+    answered: int = 0
+
+    @property
+    def open_batches(self) -> int:
+        """Batches of this segment still waiting for an answer."""
+        return self.batches - self.answered
 
 
 class AssociationLoad:
@@ -107,6 +115,7 @@ class AssociationLoad:
         self._committed_rows = 0
         self._skip_rows = 0
         self._unsaved_failures: list[dict[str, Any]] = []
+        self._uncommitted_batches = 0
         self._last_save = clock()
 
     # -- pass 1 -------------------------------------------------------------------------------
@@ -116,6 +125,7 @@ class AssociationLoad:
         strict = self.settings.max_failed_ratio <= 0
         total = invalid = 0
         labels: set[str] = set()
+        type_ids: set[int] = {t.type_id for t in self.resolver.default_types}
         first_invalid: list[InvalidRow] = []
         for row in self.rows:
             total += 1
@@ -125,8 +135,13 @@ class AssociationLoad:
                 invalid += 1
                 if len(first_invalid) < 5:
                     first_invalid.append(row)
-            elif row.label is not None and row.types is None:
+            elif row.types is not None:
+                if len(type_ids) < MAX_CHECKED_TYPE_IDS:
+                    type_ids.update(type_id for _, type_id in row.types)
+            elif row.label is not None:
                 labels.add(row.label)
+            elif row.type_id is not None and len(type_ids) < MAX_CHECKED_TYPE_IDS:
+                type_ids.add(row.type_id)
         self.report.total = total
         if total and invalid / total > self.settings.max_failed_ratio:
             details = "; ".join(str(row.to_error()) for row in first_invalid)
@@ -135,9 +150,34 @@ class AssociationLoad:
                 f"{self.settings.max_failed_ratio}; first ones: {details}",
                 source=str(first_invalid[0].source),
             )
+        self._check_association_types(type_ids)
         for label in sorted(labels):
             self.resolver.label(label)
         self.log.info("Validated %s rows (%s invalid) before sending anything.", f"{total:,}", f"{invalid:,}")
+
+    def _check_association_types(self, type_ids: set[int]) -> None:
+        """One read before any write: the object pair exists and knows every type id the load uses.
+
+        Without it, an unknown object type or type id would only show as a 400 on every batch.
+        """
+        try:
+            known = self.hook.association_types(self.from_type, self.to_type)
+        except HubSpotValidationError as err:
+            raise HubSpotConfigError(
+                f"HubSpot does not accept the object pair from_object_type={self.from_type!r} -> "
+                f"to_object_type={self.to_type!r}: {err.hubspot_message}"
+            ) from err
+        existing = {int(entry["typeId"]) for entry in known if isinstance(entry.get("typeId"), int)}
+        unknown = sorted(type_ids - existing)
+        if unknown:
+            described = ", ".join(
+                f"{entry['typeId']} ({entry.get('category')}, {entry.get('label') or 'unlabeled'})"
+                for entry in known
+            )
+            raise HubSpotConfigError(
+                f"association_type_id {', '.join(map(str, unknown))} is not a type of {self.from_type} -> "
+                f"{self.to_type}; HubSpot has: {described or 'none'}"
+            )
 
     # -- resume -------------------------------------------------------------------------------
     def resume(self) -> int:
@@ -192,9 +232,12 @@ class AssociationLoad:
                 duplicates_before, pending_invalid = builder.duplicates, []
                 for batch in sendable:
                     batch.segment = number
-                    while len(in_flight) >= 2 * workers:
+                    # Answered batches wait behind a slow one until their segment commits; counting
+                    # them too bounds both memory and what a crash can make a retry send again.
+                    while self._uncommitted_batches >= 2 * workers:
                         self._collect(in_flight, block=True)
                     in_flight[pool.submit(self._send, batch)] = number
+                    self._uncommitted_batches += 1
                 self._commit_ready()
 
             try:
@@ -228,7 +271,7 @@ class AssociationLoad:
                 for future, number in list(in_flight.items()):
                     if not future.cancelled() and future.exception() is None:
                         self._segments[number].outcomes.extend(future.result())
-                        self._segments[number].open_batches -= 1
+                        self._segments[number].answered += 1
                 self._commit_ready()
                 self._save_checkpoint(force=True)
                 self._finish()
@@ -252,7 +295,7 @@ class AssociationLoad:
             number = in_flight.pop(future)
             segment = self._segments[number]
             segment.outcomes.extend(future.result())
-            segment.open_batches -= 1
+            segment.answered += 1
         if finished:
             self._commit_ready()
 
@@ -274,6 +317,7 @@ class AssociationLoad:
                         f"{failure.pair.source} line {failure.pair.line}: {failure.pair.from_id} -> "
                         f"{failure.pair.to_id} failed [{failure.category}] {failure.message}"
                     )
+            self._uncommitted_batches -= segment.batches
             self.report.duplicates += segment.duplicates
             self.report.invalid += len(segment.invalid)
             self._committed_rows = segment.end_row

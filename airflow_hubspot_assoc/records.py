@@ -62,6 +62,7 @@ class LoadReport:
     base_throttled: int = 0
 
     _SAVED = (
+        "requested_at",
         "created",
         "failed",
         "invalid",

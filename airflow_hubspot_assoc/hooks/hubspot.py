@@ -162,6 +162,15 @@ def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
 
 
+def _is_tls_error(err: BaseException) -> bool:
+    """Whether a transport error is a TLS failure (sync requests or async aiohttp)."""
+    import ssl
+
+    import aiohttp
+
+    return isinstance(err, requests.exceptions.SSLError | ssl.SSLError | aiohttp.ClientSSLError)
+
+
 def _parse_object(raw: bytes) -> dict[str, Any]:
     """Parse a JSON object leniently (HubSpot's 429 body, proxies' HTML pages, empty bodies)."""
     if not raw:
@@ -252,8 +261,16 @@ class _RetryPolicy:
         raise self._exhausted() from self._cause
 
     def on_transport_error(self, err: BaseException, url: str) -> float:
-        """A connection error or timeout: retry within the budget, then HubSpotTransportError."""
+        """A connection error or timeout: retry within the budget, then HubSpotTransportError.
+
+        A TLS failure (bad or untrusted certificate) does not heal on retry: it fails at once.
+        """
         self._hook.stats.add(transport_errors=1)
+        if _is_tls_error(err):
+            raise HubSpotTransportError(
+                f"TLS verification of {url.split('://', 1)[-1].split('/', 1)[0]} failed: {err}. "
+                "For a private CA, set REQUESTS_CA_BUNDLE to its bundle."
+            ) from err
         kind = "timed out" if isinstance(err, (requests.Timeout, asyncio.TimeoutError)) else "failed"
         path = url.split("://", 1)[-1].split("/", 1)[-1]
 
@@ -484,6 +501,12 @@ class HubSpotHook(HttpHook):
         """Turn a Connection into validated settings (pure apart from the masker)."""
         if conn.password:
             masker(conn.password)
+        for key in ("verify", "verify_ssl", "ssl_verify", "insecure"):
+            if key in extra:
+                raise HubSpotConfigError(
+                    f"The HubSpot connection's {key!r} extra is not supported: TLS verification always "
+                    "stays on. For a private CA (a corporate proxy), set REQUESTS_CA_BUNDLE to its bundle."
+                )
         base_url = api.normalise_base_url(conn.host or self.default_host, conn.port)
         version = api.validate_api_version(extra.get("api_version"))
         raw_timeout = extra.get("timeout")
@@ -599,14 +622,19 @@ class HubSpotHook(HttpHook):
         timeout = (CONNECT_TIMEOUT_S, settings.read_timeout)
         stats = self.stats
         while True:
-            try:
-                authorization = credentials.authorization()  # no I/O unless the token is stale
-            except _RETRYABLE_AUTH_ERRORS as err:
-                self._sleep(policy.on_auth_refresh_error(err))
-                continue
+            # The permit first, then the token: a long wait for the limiter must not outlive the token.
             ticket = limiter.acquire(policy.permit_timeout())
             if ticket is None:
                 policy.give_up()
+            try:
+                authorization = credentials.authorization()  # no I/O unless the token is stale
+            except _RETRYABLE_AUTH_ERRORS as err:
+                limiter.release(ticket, None)
+                self._sleep(policy.on_auth_refresh_error(err))
+                continue
+            except BaseException:
+                limiter.release(ticket, None)
+                raise
             stats.add(requests=1)
             try:
                 prepared = self._prepared(session, request, authorization)
@@ -643,14 +671,18 @@ class HubSpotHook(HttpHook):
         policy = _RetryPolicy(self, credentials, self.retry_budget_seconds)
         stats = self.stats
         while True:
-            try:
-                authorization = await credentials.aauthorization()  # a refresh runs in a thread
-            except _RETRYABLE_AUTH_ERRORS as err:
-                await self._asleep(policy.on_auth_refresh_error(err))
-                continue
             ticket = await limiter.aacquire(policy.permit_timeout())
             if ticket is None:
                 policy.give_up()
+            try:
+                authorization = await credentials.aauthorization()  # a refresh runs in a thread
+            except _RETRYABLE_AUTH_ERRORS as err:
+                limiter.release(ticket, None)
+                await self._asleep(policy.on_auth_refresh_error(err))
+                continue
+            except BaseException:
+                limiter.release(ticket, None)
+                raise
             stats.add(requests=1)
             headers = {**settings.static_headers, "Authorization": authorization}
             try:
@@ -765,6 +797,17 @@ class HubSpotHook(HttpHook):
             for r in (results if isinstance(results, list) else [])
             if isinstance(r, dict)
         ]
+
+    def association_types(self, from_type: str, to_type: str) -> list[dict]:
+        """``list_labels``, cached per hook with ``resolve_label`` (one request per object pair)."""
+        key = (from_type, to_type)
+        with self._labels_lock:
+            known = self._labels.get(key)
+        if known is None:
+            known = self.list_labels(from_type, to_type)
+            with self._labels_lock:
+                self._labels[key] = known
+        return known
 
     def resolve_label(self, from_type: str, to_type: str, label: str) -> tuple[str, int]:
         """Find a label by name (case-insensitive): ``(category, typeId)``; cached per hook."""

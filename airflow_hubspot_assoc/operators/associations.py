@@ -101,7 +101,7 @@ class BatchCreateAssociationsOperator(BaseOperator):
         max_failed_ratio: float = 0.0,
         failed_pairs_path: str | None = None,
         checkpoint_path: str | None = None,
-        checkpoint_interval: float = 5.0,
+        checkpoint_interval: float = 1.0,
         dry_run: bool = False,
         progress_interval: float = 5.0,
         hubspot_conn_id: str = HubSpotHook.default_conn_name,
@@ -166,10 +166,8 @@ class BatchCreateAssociationsOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate the whole input, send it, and return the batch record."""
-        from airflow_hubspot_assoc.api import validate_object_type
-
-        from_type = validate_object_type(self.from_object_type)
-        to_type = validate_object_type(self.to_object_type)
+        from_type = _object_type("from_object_type", self.from_object_type)
+        to_type = _object_type("to_object_type", self.to_object_type)
         reader = self._reader()
         hook = HubSpotHook(self.hubspot_conn_id, max_concurrency=self.max_concurrency)
         links.persist(context, hook, from_type, to_type)
@@ -318,6 +316,16 @@ class BatchCreateAssociationsOperator(BaseOperator):
                 f"{bad:,} of {total:,} pairs failed or were invalid, over max_failed_ratio="
                 f"{self.max_failed_ratio}.{where} {summary_line(record)}"
             )
+
+
+def _object_type(parameter: str, value: Any) -> str:
+    """Check an object type before it reaches a URL; the error names the parameter."""
+    from airflow_hubspot_assoc.api import validate_object_type
+
+    try:
+        return validate_object_type(value)
+    except HubSpotConfigError as err:
+        raise HubSpotConfigError(f"{parameter}: {err}") from err
 
 
 def summary_line(record: dict[str, Any]) -> str:

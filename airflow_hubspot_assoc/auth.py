@@ -26,6 +26,7 @@ from airflow_hubspot_assoc.exceptions import (
     HubSpotError,
     HubSpotRateLimitError,
     HubSpotServerError,
+    HubSpotTlsError,
     HubSpotTransportError,
 )
 
@@ -235,7 +236,7 @@ class OAuthCredentials(Credentials):
             raise
         except Exception as err:
             if _is_tls_error(err):
-                raise HubSpotAuthError(
+                raise HubSpotTlsError(
                     f"TLS verification of HubSpot's token endpoint failed ({err}); for a private CA, "
                     "set REQUESTS_CA_BUNDLE to its bundle"
                 ) from err

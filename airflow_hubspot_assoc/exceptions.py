@@ -82,6 +82,10 @@ class HubSpotTransportError(HubSpotError):
     """No HTTP answer at all (connection refused or reset, timeout) until the retry budget ran out."""
 
 
+class HubSpotTlsError(HubSpotTransportError):
+    """TLS verification failed (an untrusted or wrong certificate): retrying cannot cure it."""
+
+
 class HubSpotConfigError(HubSpotError, ValueError):
     """The connection or an argument is unusable (bad host, unknown API version, unsafe object type)."""
 

@@ -46,6 +46,7 @@ from airflow_hubspot_assoc.exceptions import (
     HubSpotMissingScopesError,
     HubSpotRateLimitError,
     HubSpotServerError,
+    HubSpotTlsError,
     HubSpotTransportError,
     HubSpotValidationError,
     UnknownLabelError,
@@ -267,7 +268,7 @@ class _RetryPolicy:
         """
         self._hook.stats.add(transport_errors=1)
         if _is_tls_error(err):
-            raise HubSpotTransportError(
+            raise HubSpotTlsError(
                 f"TLS verification of {url.split('://', 1)[-1].split('/', 1)[0]} failed: {err}. "
                 "For a private CA, set REQUESTS_CA_BUNDLE to its bundle."
             ) from err
@@ -284,6 +285,8 @@ class _RetryPolicy:
 
     def on_auth_refresh_error(self, err: HubSpotError) -> float:
         """The token endpoint failed for a reason retrying may cure (5xx, 429, no connection)."""
+        if isinstance(err, HubSpotTlsError):
+            raise err
         return self._schedule(self._backoff(), lambda: err, err.__cause__)
 
     def on_answer(self, answer: _Answer) -> float | None:

@@ -40,7 +40,7 @@ import pendulum
 import pytest
 from airflow.sdk import DAG
 
-from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotTransportError
+from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotTlsError, HubSpotTransportError
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 from airflow_hubspot_assoc.operators.associations import BatchCreateAssociationsOperator
 from airflow_hubspot_assoc.testing import (
@@ -255,7 +255,9 @@ def test_no_secret_in_logs_database_files_or_triggers_after_every_failure_mode(t
     main = StandInConfig(
         seed=9,
         token=keys.token,
-        extra_tokens={keys.no_scope_token: ()},
+        # Read scope only: the pre-write checks pass and the first write is refused (403) mid-load,
+        # so that failed run leaves a checkpoint to search.
+        extra_tokens={keys.no_scope_token: ("crm.objects.contacts.read",)},
         oauth_apps=(OAuthApp(CLIENT_ID, keys.client_secret, keys.refresh_token, access_token_ttl_s=2),),
         missing_ratio=0.01,
         rate_limit=None,
@@ -531,9 +533,15 @@ def test_tls_verification_cannot_be_turned_off(monkeypatch, tmp_path, extra, env
             conn = connection(host, token, **extra)
         monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", conn)
         hook = HubSpotHook(retry_budget_seconds=0.5)
-        assert hook.get_conn().verify is True
-        with pytest.raises(HubSpotTransportError):
-            hook.list_labels("contacts", "companies")
+        if any(key in extra for key in ("verify", "verify_ssl", "ssl_verify", "insecure")):
+            # Asking for verification off is refused outright, before any request.
+            with pytest.raises(HubSpotConfigError, match="TLS verification always stays on"):
+                hook.list_labels("contacts", "companies")
+        else:
+            assert hook.get_conn().verify is True
+            # A certificate failure fails at once (no retries), naming TLS.
+            with pytest.raises(HubSpotTlsError, match="TLS verification"):
+                hook.list_labels("contacts", "companies")
         assert server.handshakes == 0 and server.received == []
 
 

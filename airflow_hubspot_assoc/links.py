@@ -46,11 +46,14 @@ def object_type_url(portal_id: str | int | None, object_type: str, app_url: str 
     return f"{app_url}/contacts/{portal}/objects/{quote(type_id)}/views/all/list"
 
 
-def link_payload(portal_id: str | None, from_type: str, to_type: str) -> dict[str, Any] | None:
-    """What :func:`persist` stores: the portal id and both object types (None without a portal id)."""
-    if portal_id in (None, ""):
-        return None
-    return {"portalId": str(portal_id), "fromObjectType": str(from_type), "toObjectType": str(to_type)}
+def link_payload(portal_id: str | None, from_type: str, to_type: str) -> dict[str, Any]:
+    """What :func:`persist` stores: the portal id (None when unknown) and both object types.
+
+    It is stored even without a portal id: Airflow asks for the links after every task, and a missing
+    XCom is logged as an error although it only means "no link".
+    """
+    portal = None if portal_id in (None, "") else str(portal_id)
+    return {"portalId": portal, "fromObjectType": str(from_type), "toObjectType": str(to_type)}
 
 
 def persist(context: Mapping[str, Any], hook: Any, from_type: str, to_type: str) -> None:
@@ -62,7 +65,7 @@ def persist(context: Mapping[str, Any], hook: Any, from_type: str, to_type: str)
     try:
         payload = link_payload(hook.portal_id, from_type, to_type)
         ti = context.get("ti")
-        if payload is not None and ti is not None:
+        if ti is not None:
             ti.xcom_push(key=LINK_XCOM_KEY, value=payload)
     except Exception:
         log.debug("No HubSpot links for this task", exc_info=True)

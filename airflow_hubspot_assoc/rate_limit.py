@@ -258,16 +258,9 @@ class RateLimiter:
         while True:
             with self._cond:
                 now = self._clock()
-                ticket, wait = self._try_locked(now)
-                if ticket is not None:
-                    if started is not None:
-                        self.counters["wait_seconds"] += now - started
+                ticket, wait, started, expired = self._attempt_locked(now, started, deadline)
+                if ticket is not None or expired:
                     return ticket
-                if started is None:
-                    started = now
-                    self.counters["waits"] += 1
-                if deadline is not None and now + (wait or 0.0) > deadline:
-                    return None
                 if self._sleep is None:
                     # A release can free a slot (or bring news) before the time is up.
                     timeout = 10 * _POLL_MAX_S if wait is None else max(wait, _POLL_MIN_S)
@@ -284,22 +277,29 @@ class RateLimiter:
         poll = _POLL_MIN_S
         while True:
             with self._cond:
-                now = self._clock()
-                ticket, wait = self._try_locked(now)
-                if ticket is not None:
-                    if started is not None:
-                        self.counters["wait_seconds"] += now - started
+                ticket, wait, started, expired = self._attempt_locked(self._clock(), started, deadline)
+                if ticket is not None or expired:
                     return ticket
-                if started is None:
-                    started = now
-                    self.counters["waits"] += 1
-                if deadline is not None and now + (wait or 0.0) > deadline:
-                    return None
             if wait is None:
                 await asyncio.sleep(poll)
                 poll = min(_POLL_MAX_S, poll * 2)
             else:
                 await asyncio.sleep(max(wait, _POLL_MIN_S))
+
+    def _attempt_locked(
+        self, now: float, started: float | None, deadline: float | None
+    ) -> tuple[Ticket | None, float | None, float | None, bool]:
+        """One try of ``acquire``/``aacquire`` (lock held): (ticket, wait, started, deadline passed)."""
+        ticket, wait = self._try_locked(now)
+        if ticket is not None:
+            if started is not None:
+                self.counters["wait_seconds"] += now - started
+            return ticket, None, started, False
+        if started is None:
+            started = now
+            self.counters["waits"] += 1
+        expired = deadline is not None and now + (wait or 0.0) > deadline
+        return None, wait, started, expired
 
     def _expire(self, now: float) -> None:
         horizon = self._interval + self.margin

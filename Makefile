@@ -19,7 +19,15 @@ $(STAMP): $(BIN)/uv pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python demo/run.py
 
-test: $(STAMP)
+# The browser test of the connection form drives Debian's Chromium (nothing downloads a browser).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m playwright --version >/dev/null
 	$(BIN)/ruff check airflow_hubspot_assoc tests example_dags benchmarks demo
 	$(BIN)/mypy

@@ -237,6 +237,35 @@ def run_operator(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _loop_result(
+    kind: str,
+    samples: list[tuple[float, int, int, int]],
+    started: float,
+    wall0: float,
+    cpu0: float,
+    setup_cpu: float,
+    *,
+    pairs: int,
+    created: int,
+    sent: int,
+    throttled: int,
+) -> dict[str, Any]:
+    """The result record of a sequential baseline loop (the same fields for every kind)."""
+    return {
+        "kind": kind,
+        "samples": _relative(samples, started),
+        "started": started,
+        "finished": time.time(),
+        "wall_s": time.perf_counter() - wall0,
+        "cpu_s": time.process_time() - cpu0,
+        "setup_cpu_s": setup_cpu,
+        "pairs": pairs,
+        "created": created,
+        "requests": sent,
+        "throttled": throttled,
+    }
+
+
 def run_requests(spec: dict[str, Any]) -> dict[str, Any]:
     """A sequential ``requests`` loop: build JSON, POST, parse the answer, count; retry 429s after a pause."""
     import requests
@@ -266,20 +295,18 @@ def run_requests(spec: dict[str, Any]) -> dict[str, Any]:
         created += len(response.json().get("results") or ())
         pairs += len(batch)
         samples.append((time.time(), created, sent, throttled))
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    return {
-        "kind": "requests",
-        "samples": _relative(samples, started),
-        "started": started,
-        "finished": time.time(),
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "setup_cpu_s": setup_cpu,
-        "pairs": pairs,
-        "created": created,
-        "requests": sent,
-        "throttled": throttled,
-    }
+    return _loop_result(
+        "requests",
+        samples,
+        started,
+        wall0,
+        cpu0,
+        setup_cpu,
+        pairs=pairs,
+        created=created,
+        sent=sent,
+        throttled=throttled,
+    )
 
 
 def run_hubspot(spec: dict[str, Any]) -> dict[str, Any]:
@@ -328,20 +355,18 @@ def run_hubspot(spec: dict[str, Any]) -> dict[str, Any]:
         created += len(answer.results or ())
         pairs += len(batch)
         samples.append((time.time(), created, sent, throttled))
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    return {
-        "kind": "hubspot",
-        "samples": _relative(samples, started),
-        "started": started,
-        "finished": time.time(),
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "setup_cpu_s": setup_cpu,
-        "pairs": pairs,
-        "created": created,
-        "requests": sent,
-        "throttled": throttled,
-    }
+    return _loop_result(
+        "hubspot",
+        samples,
+        started,
+        wall0,
+        cpu0,
+        setup_cpu,
+        pairs=pairs,
+        created=created,
+        sent=sent,
+        throttled=throttled,
+    )
 
 
 RUNNERS = {"operator": run_operator, "requests": run_requests, "hubspot": run_hubspot}

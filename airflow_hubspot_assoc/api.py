@@ -26,6 +26,14 @@ BATCH_READ_MAX_INPUTS = 1_000
 BATCH_CREATE_MAX_INPUTS = 100
 
 
+class JsonArray(bytes):
+    """A batch's ``inputs`` array already encoded as JSON, sent as is.
+
+    Why: the operator writes its batches' JSON directly from the pairs' normalised ids; building a
+    dict per pair for ``json.dumps`` cost about a fifth of the client's CPU per pair.
+    """
+
+
 def _quote(value: object) -> str:
     """Quote a rejected value for an error message without echoing megabytes of it."""
     text = repr(value)

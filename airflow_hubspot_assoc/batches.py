@@ -8,10 +8,12 @@ that it names, so that the failed-pairs file can say which pair failed and why.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from airflow_hubspot_assoc.api import JsonArray
 from airflow_hubspot_assoc.association_types import Types
 from airflow_hubspot_assoc.pairs import Pair
 
@@ -21,6 +23,21 @@ STATUSES = ("PENDING", "PROCESSING", "CANCELED", "COMPLETE")
 _FROM_KEYS = ("fromObjectId", "fromObjectIds", "fromId", "fromIds")
 _TO_KEYS = ("toObjectId", "toObjectIds", "toId", "toIds")
 _EITHER_KEYS = ("ids", "objectIds", "id")
+
+# Encoded ``types`` lists, by the shared tuples the type resolver hands out (bounded: per-row types
+# in the HubSpot-input form can be many).
+_TYPES_JSON: dict[Types, str] = {}
+_TYPES_JSON_MAX = 1_024
+_new_tuple = tuple.__new__
+
+
+def _types_json(types: Types) -> str:
+    encoded = _TYPES_JSON.get(types)
+    if encoded is None:
+        if len(_TYPES_JSON) >= _TYPES_JSON_MAX:
+            _TYPES_JSON.clear()
+        encoded = _TYPES_JSON[types] = json.dumps([t.as_spec() for t in types], separators=(",", ":"))
+    return encoded
 
 
 class Item(NamedTuple):
@@ -50,6 +67,21 @@ class Batch:
                 types = specs[it.types] = [t.as_spec() for t in it.types]
             inputs.append({"from": {"id": it.pair.from_id}, "to": {"id": it.pair.to_id}, "types": types})
         return inputs
+
+    def encoded_inputs(self) -> JsonArray:
+        """``inputs()`` as JSON, written directly: ids are normalised decimal digits (see
+        ``pairs.model.Pair``), so they need no escaping, and each types list is encoded once."""
+        if self.default:
+            parts = [
+                f'{{"from":{{"id":"{pair.from_id}"}},"to":{{"id":"{pair.to_id}"}}}}' for pair, _ in self.items
+            ]
+        else:
+            types_json = _types_json
+            parts = [
+                f'{{"from":{{"id":"{pair.from_id}"}},"to":{{"id":"{pair.to_id}"}},"types":{types_json(types)}}}'
+                for pair, types in self.items
+            ]
+        return JsonArray(("[" + ",".join(parts) + "]").encode())
 
     def halves(self) -> tuple[Batch, Batch]:
         """Split in two, for an answer that the batch was too large."""
@@ -90,8 +122,9 @@ class BatchBuilder:
         batch = self._open.get(default)
         if batch is None:
             batch = self._open[default] = Batch(default)
-        batch.items.append(Item(pair, types))
-        if len(batch.items) >= self.batch_size:
+        items = batch.items
+        items.append(_new_tuple(Item, (pair, types)))  # Item(pair, types) without its Python-level __new__
+        if len(items) >= self.batch_size:
             return self.flush()
         return []
 
@@ -209,6 +242,9 @@ def interpret(batch: Batch, body: Mapping[str, Any]) -> BatchOutcome:
         outcome.failures = [_failure(item, canceled) for item in batch.items]
         return outcome
 
+    if not errors:
+        outcome.created = list(batch.items)
+        return outcome
     matchers = [(error, error_matcher(error)) for error in errors]
     unmapped = [error for error, matcher in matchers if matcher is None]
     mapped = [(error, matcher) for error, matcher in matchers if matcher is not None]

@@ -2,7 +2,7 @@
 
 Two passes over the input keep memory flat and make bad input cost nothing: the first pass validates
 every row (and counts them, for progress and ETA) before the first write; the second builds batches
-and keeps at most ``2 x max_concurrency`` of them in memory.
+and keeps at most twice as many of them in memory as may be in flight.
 
 The second pass cuts the input into *segments*: the rows read until a batch fills, with the batches
 they made, their duplicates and their invalid rows. Answers arrive out of order, but a segment is
@@ -15,10 +15,11 @@ the calling thread only, so the counts need no locks.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +44,9 @@ MAX_CHECKED_TYPE_IDS = 1_000
 
 @dataclass(frozen=True)
 class LoadSettings:
-    """How to send: sizes, concurrency, tolerance and how often to checkpoint."""
+    """How to send: sizes, tolerance and how often to checkpoint (concurrency is the hook's)."""
 
     batch_size: int = 100
-    max_concurrency: int = 8
     max_failed_ratio: float = 0.0
     dry_run: bool = False
     progress_interval: float = 5.0
@@ -73,6 +73,38 @@ class Segment:
     def open_batches(self) -> int:
         """Batches of this segment still waiting for an answer."""
         return self.batches - self.answered
+
+
+class _InFlight:
+    """Sent batches not yet taken in (future -> segment number), and a queue of the finished ones.
+
+    Why a queue: ``concurrent.futures.wait`` scans every future and builds a waiter on each call,
+    and the load polls once per batch; taking finished futures off a queue costs next to nothing.
+    """
+
+    def __init__(self) -> None:
+        self.segments: dict[Future[list[BatchOutcome]], int] = {}
+        self._finished: queue.SimpleQueue[Future[list[BatchOutcome]]] = queue.SimpleQueue()
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def add(self, future: Future[list[BatchOutcome]], segment: int) -> None:
+        self.segments[future] = segment
+        future.add_done_callback(self._finished.put)
+
+    def take_finished(self, *, block: bool) -> list[tuple[Future[list[BatchOutcome]], int]]:
+        """The finished ones with their segments: all there are, after waiting for one if ``block``."""
+        taken: list[tuple[Future[list[BatchOutcome]], int]] = []
+        if not self.segments:
+            return taken
+        try:
+            future = self._finished.get(block=block)
+            while True:
+                taken.append((future, self.segments.pop(future)))
+                future = self._finished.get_nowait()
+        except queue.Empty:
+            return taken
 
 
 class AssociationLoad:
@@ -211,18 +243,20 @@ class AssociationLoad:
 
     # -- pass 2 -------------------------------------------------------------------------------
     def send(self) -> None:
-        """Stream the input in batches, ``max_concurrency`` in flight, committing segments in order."""
+        """Stream the input in batches, as many in flight as the limiter allows; commit segments in order."""
         builder = BatchBuilder(self.settings.batch_size)
         progress = ProgressReporter(self.log, self.report.total, interval=self.settings.progress_interval)
-        in_flight: dict[Future[list[BatchOutcome]], int] = {}
-        workers = max(1, self.settings.max_concurrency)
+        in_flight = _InFlight()
+        # Threads start as needed: as many as the limiter lets requests be in flight (``in_flight_cap``:
+        # the concurrency cap, or a rate-limit window's free room), never more than the hook allows.
+        workers = self.hook.max_in_flight_ever
         duplicates_before = 0
         pending_invalid: list[InvalidRow] = []
         last_types: object = None
         read = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hubspot-batch") as pool:
 
-            def close_segment(batches: list[Batch]) -> None:
+            def close_segment(batches: Sequence[Batch]) -> None:
                 nonlocal duplicates_before, pending_invalid
                 number = len(self._segments) + self._next_commit
                 sendable = [] if self.settings.dry_run else batches
@@ -234,29 +268,37 @@ class AssociationLoad:
                     batch.segment = number
                     # Answered batches wait behind a slow one until their segment commits; counting
                     # them too bounds both memory and what a crash can make a retry send again.
-                    while self._uncommitted_batches >= 2 * workers:
+                    while in_flight:
+                        cap = self.hook.in_flight_cap()
+                        if len(in_flight) < cap and self._uncommitted_batches < 2 * cap:
+                            break
                         self._collect(in_flight, block=True)
-                    in_flight[pool.submit(self._send, batch)] = number
+                    in_flight.add(pool.submit(self._send, batch), number)
                     self._uncommitted_batches += 1
                 self._commit_ready()
 
             try:
+                skip_rows, stopped = self._skip_rows, self.stop.is_set
+                types_of, add = self.resolver.types_of, builder.add
                 for row in self.rows:
                     read += 1
-                    if read <= self._skip_rows:
+                    if read <= skip_rows:
                         continue
-                    if self.stop.is_set():
-                        raise LoadStopped
                     if isinstance(row, InvalidRow):
+                        if stopped():
+                            raise LoadStopped
                         pending_invalid.append(row)
                         continue
-                    types = self.resolver.types_of(row)
+                    types = types_of(row)
                     if types is not last_types:  # the resolver hands out shared tuples
                         self.report.note_types(types)
                         last_types = types
-                    closed = builder.add(row, types)
+                    closed = add(row, types)
                     if closed:
-                        # Per batch, not per row: polling futures costs more than reading a row.
+                        # Per batch, not per row: polling futures (or the stop flag) costs more than
+                        # reading a row.
+                        if stopped():
+                            raise LoadStopped
                         close_segment(closed)
                         self._collect(in_flight, block=False)
                         builder.batch_size = self._batch_limit
@@ -266,9 +308,9 @@ class AssociationLoad:
                     self._collect(in_flight, block=True)
             except BaseException:
                 # Stop cleanly: no new batches, but account for the ones already sent.
-                for future in in_flight:
+                for future in in_flight.segments:
                     future.cancel()
-                for future, number in list(in_flight.items()):
+                for future, number in in_flight.segments.items():
                     if not future.cancelled() and future.exception() is None:
                         self._segments[number].outcomes.extend(future.result())
                         self._segments[number].answered += 1
@@ -286,13 +328,10 @@ class AssociationLoad:
         self._finish()
         progress.update(self._committed_rows, self.hook.stats.throttled, force=True)
 
-    def _collect(self, in_flight: dict[Future[list[BatchOutcome]], int], *, block: bool) -> None:
+    def _collect(self, in_flight: _InFlight, *, block: bool) -> None:
         """Take in finished requests and commit the segments they complete."""
-        if not in_flight:
-            return
-        finished = wait(in_flight, timeout=None if block else 0, return_when=FIRST_COMPLETED).done
-        for future in finished:
-            number = in_flight.pop(future)
+        finished = in_flight.take_finished(block=block)
+        for future, number in finished:
             segment = self._segments[number]
             segment.outcomes.extend(future.result())
             segment.answered += 1
@@ -354,7 +393,7 @@ class AssociationLoad:
         """Send one batch (on a worker thread); split it when HubSpot says it is too large."""
         create = self.hook.create_default_associations if batch.default else self.hook.create_associations
         try:
-            response = create(self.from_type, self.to_type, batch.inputs())
+            response = create(self.from_type, self.to_type, batch.encoded_inputs())
         except HubSpotValidationError as err:
             size = len(batch.items)
             if err.status in TOO_LARGE_STATUSES and size > HUBSPOT_BATCH_CAP:

@@ -16,6 +16,12 @@ Design (every decision is made under one lock, in a few microseconds per request
   it left (the margin, 50 ms to start with, covers scheduling and transit jitter and doubles after a
   429 that our own log cannot explain). Alone on an app this is the fastest legal schedule: M sends at
   once, then one more each time an old one leaves the window.
+* **The window, not a concurrency cap, paces a load.** Without a window, at most ``max_in_flight``
+  requests are in flight (latency then bounds throughput). Once a window is announced, up to the
+  requests the window lets us send may be in flight (at most ``max_burst``, by default the window's
+  size up to 250, HubSpot's largest): sending a window's requests together, rather than a few at a
+  time, is what lets a load of N requests finish (ceil(N / M) - 1) intervals after it started plus a
+  round trip, the least the window allows. ``in_flight_cap`` tells callers how many threads are useful.
 * **Others seen through ``-Remaining``.** Each answer tells how many requests the server counted in its
   window (M - Remaining). Whatever our log does not explain was sent by other processes of the same
   app (other Airflow workers): the foreign count F. The limiter never lets its own count exceed M - F,
@@ -76,6 +82,9 @@ HEADER_INTERVAL = "X-HubSpot-RateLimit-Interval-Milliseconds"
 HEADER_DAILY = "X-HubSpot-RateLimit-Daily"
 HEADER_DAILY_REMAINING = "X-HubSpot-RateLimit-Daily-Remaining"
 
+#: HubSpot's largest rolling window (the API add-on): the most requests worth having in flight.
+WINDOW_BURST_MAX = 250
+
 _POLL_MIN_S = 0.002
 _POLL_MAX_S = 0.05
 _NO_HEADER_STREAK_TO_FORGET = 50
@@ -113,7 +122,9 @@ class Ticket:
 class RateLimiter:
     """Adaptive limiter shared by every thread and hook of a process that talks to one HubSpot app.
 
-    :param max_in_flight: concurrency cap (requests sent and not yet answered).
+    :param max_in_flight: concurrency cap (requests sent and not yet answered) while no window is known.
+    :param max_burst: concurrency cap while a window is announced (never below ``max_in_flight``);
+        None: the window's size, at most ``WINDOW_BURST_MAX``.
     :param clock: monotonic clock in seconds (injectable for tests).
     :param sleep: if given, ``acquire`` waits by calling it instead of waiting on a condition
         (tests with a fake clock).
@@ -132,6 +143,7 @@ class RateLimiter:
         self,
         *,
         max_in_flight: int = 8,
+        max_burst: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
         daily_reserve: int = 100,
@@ -146,10 +158,13 @@ class RateLimiter:
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight!r}")
+        if max_burst is not None and max_burst < 1:
+            raise ValueError(f"max_burst must be at least 1 or None, got {max_burst!r}")
         self._clock = clock
         self._sleep = sleep
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self.max_in_flight = max_in_flight
+        self.max_burst = WINDOW_BURST_MAX if max_burst is None else max_burst
         self.daily_reserve = daily_reserve
         self._min_margin = min_margin_s
         self._max_margin = max_margin_s
@@ -162,6 +177,7 @@ class RateLimiter:
         self._ramp_until = 0.0
 
         self._in_flight = 0
+        self._queue: deque[threading.Condition] = deque()  # threads in ``acquire``, in arrival order
         self._seen_response = False
         self._seq = 0
         self._log: deque[float] = deque()  # send times of our requests still in our window
@@ -205,13 +221,32 @@ class RateLimiter:
         }
 
     # ------------------------------------------------------------------ state
-    def ensure_max_in_flight(self, value: int) -> None:
-        """Raise the concurrency cap to ``value`` (hooks sharing the limiter may ask for different caps)."""
-        with self._cond:
-            if value > self.max_in_flight:
-                self._concurrency = min(float(value), self._concurrency + value - self.max_in_flight)
-                self.max_in_flight = value
-                self._cond.notify_all()
+    def ensure_caps(self, max_in_flight: int, max_burst: int | None = None) -> None:
+        """Raise the concurrency caps to these (hooks sharing the limiter may ask for different caps)."""
+        burst = WINDOW_BURST_MAX if max_burst is None else max_burst
+        with self._lock:
+            if max_in_flight > self.max_in_flight:
+                self._concurrency = min(
+                    float(max_in_flight), self._concurrency + max_in_flight - self.max_in_flight
+                )
+                self.max_in_flight = max_in_flight
+                self._wake_next()
+            if burst > self.max_burst:
+                self.max_burst = burst
+                self._wake_next()
+
+    def in_flight_cap(self) -> int:
+        """How many requests may be in flight now: how many threads a caller can keep busy."""
+        with self._lock:
+            return self._cap_locked(self._clock())
+
+    def _cap_locked(self, now: float) -> int:
+        if not self._seen_response:
+            return 1
+        if self._limit is None:
+            return max(1, int(self._concurrency))
+        # A window is announced: it paces us; as many in flight as we may send in it.
+        return max(self.max_in_flight, min(self.max_burst, int(self._current_level(now))))
 
     @property
     def margin(self) -> float:
@@ -225,10 +260,11 @@ class RateLimiter:
 
     def snapshot(self) -> dict[str, Any]:
         """Counters and current state, for logs, summaries and tests."""
-        with self._cond:
+        with self._lock:
             data: dict[str, Any] = dict(self.counters)
             data.update(
                 in_flight=self._in_flight,
+                waiting=len(self._queue),
                 limit=self._limit,
                 interval_s=self._interval,
                 remaining=self._remaining,
@@ -236,6 +272,7 @@ class RateLimiter:
                 sharing=self.sharing,
                 share_level=self._share_level,
                 concurrency=self._concurrency,
+                in_flight_cap=self._cap_locked(self._clock()),
                 gap_s=self._gap,
                 margin_s=self.margin,
                 daily_remaining=self._daily_remaining,
@@ -245,30 +282,60 @@ class RateLimiter:
     # ------------------------------------------------------------------ acquiring
     def try_acquire(self) -> tuple[Ticket | None, float | None]:
         """Take a permit if one is free now; else ``(None, seconds to wait, or None: until a release)``."""
-        with self._cond:
+        with self._lock:
             return self._try_locked(self._clock())
 
     def acquire(self, timeout: float | None = None) -> Ticket | None:
         """Block until a permit is free and take it; None if none is free within ``timeout`` seconds.
 
-        Raises HubSpotDailyLimitError when the daily allowance is nearly used up.
+        Threads get permits in the order they asked: batches then go out, and are answered, in
+        about input order, so a load's in-order commits (and checkpoints) never wait a whole window
+        for one early batch that lost a race. Only the first thread in line waits for a permit; the
+        others sleep until it is their turn, so a release wakes one thread, not hundreds (a herd of
+        woken threads would delay the sends it admits by tens of milliseconds). Raises
+        HubSpotDailyLimitError when the daily allowance is nearly used up.
         """
+        with self._lock:
+            if not self._queue:  # nobody in line: take a free permit at once
+                ticket, _ = self._try_locked(self._clock())
+                if ticket is not None:
+                    return ticket
+            turn = threading.Condition(self._lock)
+            self._queue.append(turn)
         started: float | None = None
         deadline = None if timeout is None else self._clock() + timeout
-        while True:
-            with self._cond:
-                now = self._clock()
-                ticket, wait, started, expired = self._attempt_locked(now, started, deadline)
-                if ticket is not None or expired:
-                    return ticket
-                if self._sleep is None:
-                    # A release can free a slot (or bring news) before the time is up.
-                    timeout = 10 * _POLL_MAX_S if wait is None else max(wait, _POLL_MIN_S)
-                    if deadline is not None:
-                        timeout = min(timeout, max(deadline - now, _POLL_MIN_S))
-                    self._cond.wait(timeout=timeout)
-                    continue
-            self._sleep(_POLL_MIN_S if wait is None else max(wait, _POLL_MIN_S))
+        try:
+            while True:
+                with self._lock:
+                    now = self._clock()
+                    if self._queue[0] is not turn:
+                        if deadline is not None and now >= deadline:
+                            return None
+                        wait: float | None = None if deadline is None else deadline - now
+                    else:
+                        ticket, wait, started, expired = self._attempt_locked(now, started, deadline)
+                        if ticket is not None or expired:
+                            return ticket
+                        # A release can free a slot (or bring news) before the time is up.
+                        wait = 10 * _POLL_MAX_S if wait is None else wait
+                        if deadline is not None:
+                            wait = min(wait, deadline - now)
+                    if self._sleep is None:
+                        turn.wait(timeout=None if wait is None else max(wait, _POLL_MIN_S))
+                        continue
+                self._sleep(_POLL_MIN_S if wait is None else max(wait, _POLL_MIN_S))
+        finally:
+            with self._lock:
+                if self._queue[0] is turn:
+                    self._queue.popleft()
+                else:
+                    self._queue.remove(turn)
+                self._wake_next()
+
+    def _wake_next(self) -> None:
+        """Wake the first thread in line (lock held): something changed that may let it send."""
+        if self._queue:
+            self._queue[0].notify()
 
     async def aacquire(self, timeout: float | None = None) -> Ticket | None:
         """Async ``acquire``: waits with ``asyncio.sleep``, so the event loop keeps running."""
@@ -276,7 +343,7 @@ class RateLimiter:
         deadline = None if timeout is None else self._clock() + timeout
         poll = _POLL_MIN_S
         while True:
-            with self._cond:
+            with self._lock:
                 ticket, wait, started, expired = self._attempt_locked(self._clock(), started, deadline)
                 if ticket is not None or expired:
                     return ticket
@@ -327,8 +394,7 @@ class RateLimiter:
                     status=429,
                     category="DAILY",
                 )
-        cap = max(1, int(self._concurrency)) if self._seen_response else 1
-        if self._in_flight >= cap:
+        if self._in_flight >= self._cap_locked(now):
             return None, None
         if now < self._not_before:
             return None, self._not_before - now
@@ -391,12 +457,12 @@ class RateLimiter:
         retry_after: float | None = None,
     ) -> None:
         """Hand back a permit with what came of it (``status`` None: no HTTP answer at all)."""
-        with self._cond:
+        with self._lock:
             now = self._clock()
             self._in_flight -= 1
             if status is not None:
                 self._on_response(ticket, status, headers or {}, retry_after, now)
-            self._cond.notify_all()
+            self._wake_next()
 
     def _on_response(
         self, ticket: Ticket, status: int, headers: Mapping[str, Any], retry_after: float | None, now: float
@@ -548,19 +614,23 @@ _registry: dict[str, RateLimiter] = {}
 _registry_lock = threading.Lock()
 
 
-def limiter_for(host: str, identity: str, *, max_in_flight: int = 8, **options: Any) -> RateLimiter:
+def limiter_for(
+    host: str, identity: str, *, max_in_flight: int = 8, max_burst: int | None = None, **options: Any
+) -> RateLimiter:
     """Return this process's limiter for the app behind ``host`` and credential ``identity``.
 
     ``options`` (see :class:`RateLimiter`) apply when the limiter is created; later callers share it
-    as it is, except that the concurrency cap rises to the largest one asked for.
+    as it is, except that the concurrency caps rise to the largest ones asked for.
     """
     key = f"{host}|{identity}"
     with _registry_lock:
         limiter = _registry.get(key)
         if limiter is None:
-            limiter = _registry[key] = RateLimiter(max_in_flight=max_in_flight, **options)
+            limiter = _registry[key] = RateLimiter(
+                max_in_flight=max_in_flight, max_burst=max_burst, **options
+            )
             return limiter
-    limiter.ensure_max_in_flight(max_in_flight)
+    limiter.ensure_caps(max_in_flight, max_burst)
     return limiter
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from airflow_hubspot_assoc.association_types import AssociationType
 from airflow_hubspot_assoc.batches import (
     Batch,
@@ -64,6 +66,24 @@ def test_builder_keeps_default_and_labelled_pairs_in_separate_batches():
             "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}],
         }
     ]
+
+
+def test_encoded_inputs_are_the_json_of_inputs_for_every_kind_of_batch():
+    two_types = (AssociationType("HUBSPOT_DEFINED", 279), AssociationType("USER_DEFINED", 36))
+    mixed = Batch(
+        default=False,
+        items=[
+            Item(pair("1", "10"), PRIMARY),
+            Item(pair("9223372036854775807", "20"), two_types),
+            Item(pair("3", "30"), PRIMARY),
+        ],
+    )
+    default = batch_of(pair("1", "2"), pair("3", "4"), types=())
+    for batch in (mixed, default, batch_of(pair("5", "6"))):
+        encoded = batch.encoded_inputs()
+        assert json.loads(encoded) == batch.inputs()
+        assert b" " not in encoded  # compact, as json.dumps with separators would write it
+    assert json.loads(Batch(default=True).encoded_inputs()) == []
 
 
 def test_207_errors_are_mapped_to_the_pairs_they_name():

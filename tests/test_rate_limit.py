@@ -6,6 +6,7 @@ import asyncio
 import heapq
 import random
 import threading
+import time
 from collections import deque
 
 import pytest
@@ -282,6 +283,67 @@ def test_async_acquire():
     assert asyncio.run(main()) == 2
 
 
+def test_threads_get_permits_in_the_order_they_asked():
+    limiter = RateLimiter(max_in_flight=1)
+    held = limiter.acquire()
+    order: list[int] = []
+
+    def worker(n: int) -> None:
+        ticket = limiter.acquire(timeout=10)
+        order.append(n)
+        limiter.release(ticket, 200)
+
+    threads = []
+    for n in range(6):
+        threads.append(threading.Thread(target=worker, args=(n,)))
+        threads[-1].start()
+        while limiter.snapshot()["waiting"] < n + 1:  # queued before the next one asks
+            time.sleep(0.001)
+    limiter.release(held, 200)
+    for thread in threads:
+        thread.join(timeout=10)
+    assert order == list(range(6))
+    assert limiter.snapshot()["waiting"] == 0
+
+
+def test_a_waiter_that_times_out_leaves_the_queue():
+    limiter = RateLimiter(max_in_flight=1)
+    held = limiter.acquire()
+    assert limiter.acquire(timeout=0.05) is None
+    assert limiter.snapshot()["waiting"] == 0
+    limiter.release(held, 200)
+    assert limiter.acquire(timeout=1) is not None
+
+
+def test_in_flight_cap_follows_the_window():
+    clock = FakeClock()
+    limiter = make(clock, max_in_flight=4)
+    assert limiter.in_flight_cap() == 1  # nothing known yet: one request until the first answer
+    limiter.release(take(limiter), 200, window(50, 49))
+    assert limiter.in_flight_cap() == 50  # a window: as many as it has room for
+    tickets = [take(limiter) for _ in range(49)]  # far beyond max_in_flight, all at once
+    assert limiter.snapshot()["in_flight"] == 49
+    assert limiter.try_acquire()[0] is None  # and not one more than the window
+    for ticket in tickets:
+        limiter.release(ticket, 200, window(50, 0))
+
+    plain = make(clock, max_in_flight=4)
+    plain.release(take(plain), 200)
+    assert plain.in_flight_cap() == 4  # no window: the concurrency cap
+    tickets = [take(plain) for _ in range(4)]
+    assert plain.try_acquire() == (None, None)  # wait for a release
+
+
+def test_max_burst_caps_what_a_window_allows_but_never_below_max_in_flight():
+    clock = FakeClock()
+    capped = make(clock, max_in_flight=4, max_burst=10)
+    capped.release(take(capped), 200, window(50, 49))
+    assert capped.in_flight_cap() == 10
+    low = make(clock, max_in_flight=4, max_burst=2)
+    low.release(take(low), 200, window(50, 49))
+    assert low.in_flight_cap() == 4
+
+
 def test_registry_shares_one_limiter_per_app_and_process():
     reset_limiters()
     a = limiter_for("https://api.hubapi.com", "app-1", max_in_flight=4)
@@ -291,6 +353,13 @@ def test_registry_shares_one_limiter_per_app_and_process():
     assert a is b
     assert a is not c and a is not d
     assert a.max_in_flight == 16
+    e = limiter_for("https://api.hubapi.com", "app-3", max_burst=20)
+    assert e.max_burst == 20
+    assert limiter_for("https://api.hubapi.com", "app-3", max_burst=40) is e and e.max_burst == 40
+    limiter_for("https://api.hubapi.com", "app-3", max_burst=10)
+    assert e.max_burst == 40  # the largest asked for
+    limiter_for("https://api.hubapi.com", "app-3")
+    assert e.max_burst == 250  # None: the window's size, up to HubSpot's largest window
     reset_limiters()
     assert limiter_for("https://api.hubapi.com", "app-1") is not a
 

@@ -5,8 +5,9 @@ Why a hook of its own rather than HttpHook as is: HubSpot needs bearer tokens th
 read path for triggers, and connection extras (client secret, refresh token, API version) that must
 never travel as HTTP headers, which HttpHook would do with every extra.
 
-Requests are built in one place (``_prepare``) for the sync path (``requests``, pooled, TLS verified)
-and the async path (``aiohttp``, for the trigger); both follow the same retry policy
+Requests are built in one place (``_prepare``) for the sync path (the pools and TLS settings of a
+``requests`` session, see ``transport.py``) and the async path (``aiohttp``, for the trigger); both
+follow the same retry policy
 (``_RetryPolicy``): 429, 500/502/503/504, connection errors and timeouts are retried with bounded
 exponential backoff and full jitter within ``retry_budget_seconds``; everything else fails at once
 with an error from ``airflow_hubspot_assoc.exceptions`` that carries HubSpot's status, category,
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import msgspec
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests.adapters import HTTPAdapter
@@ -51,7 +53,9 @@ from airflow_hubspot_assoc.exceptions import (
     HubSpotValidationError,
     UnknownLabelError,
 )
-from airflow_hubspot_assoc.rate_limit import RateLimiter, Ticket, limiter_for
+from airflow_hubspot_assoc.rate_limit import WINDOW_BURST_MAX, RateLimiter, Ticket, limiter_for
+from airflow_hubspot_assoc.transport import Answer as _Answer
+from airflow_hubspot_assoc.transport import SessionTransport
 
 if TYPE_CHECKING:
     import aiohttp
@@ -137,15 +141,6 @@ class _Request:
     body: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """What came back: status, headers (case-insensitive mapping) and raw body."""
-
-    status: int
-    headers: Mapping[str, str]
-    content: bytes
-
-
 class _BearerAuth(AuthBase):
     """Adds the current token to requests built outside the hook's own path (``HttpHook.run``)."""
 
@@ -158,11 +153,6 @@ class _BearerAuth(AuthBase):
         return request
 
 
-def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """Keep requests from applying session auth to a template (the token is set per attempt)."""
-    return request
-
-
 def _is_tls_error(err: BaseException) -> bool:
     """Whether a transport error is a TLS failure (sync requests or async aiohttp)."""
     import ssl
@@ -172,13 +162,21 @@ def _is_tls_error(err: BaseException) -> bool:
     return isinstance(err, requests.exceptions.SSLError | ssl.SSLError | aiohttp.ClientSSLError)
 
 
+def _inputs_body(inputs: Sequence[Mapping[str, Any]] | api.JsonArray) -> dict[str, Any] | bytes:
+    """The payload of a batch write: ``{"inputs": ...}``, encoded already when the inputs are."""
+    if isinstance(inputs, api.JsonArray):
+        return b'{"inputs":' + inputs + b"}"
+    return {"inputs": list(inputs)}
+
+
 def _parse_object(raw: bytes) -> dict[str, Any]:
     """Parse a JSON object leniently (HubSpot's 429 body, proxies' HTML pages, empty bodies)."""
     if not raw:
         return {}
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        # msgspec (an Airflow dependency) parses a batch answer about three times faster than json.
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -409,7 +407,9 @@ class HubSpotHook(HttpHook):
         password = private-app token, or extras ``client_id``/``client_secret``/``refresh_token`` for
         OAuth; extras ``api_version`` (``v4`` or ``YYYY-03``/``YYYY-09``), ``timeout`` (read timeout in
         seconds) and ``portal_id``.
-    :param max_concurrency: requests this hook may have in flight (sizes the connection pool).
+    :param max_concurrency: requests in flight at most while HubSpot announces no rate limit.
+    :param max_burst: requests in flight at most while HubSpot announces a rolling window (never below
+        ``max_concurrency``); None: as many as the window lets us send, at most 250. See ``rate_limit``.
     :param retry_budget_seconds: how long one call may keep retrying before it gives up.
     """
 
@@ -427,15 +427,19 @@ class HubSpotHook(HttpHook):
         hubspot_conn_id: str = default_conn_name,
         *,
         max_concurrency: int = 8,
+        max_burst: int | None = None,
         retry_budget_seconds: float = 300.0,
     ) -> None:
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
+        if max_burst is not None and (not isinstance(max_burst, int) or max_burst < 1):
+            raise ValueError(f"max_burst must be a positive integer or None, got {max_burst!r}")
         if retry_budget_seconds < 0:
             raise ValueError(f"retry_budget_seconds cannot be negative, got {retry_budget_seconds!r}")
         super().__init__(method="POST", http_conn_id=hubspot_conn_id, tcp_keep_alive=False)
         self.hubspot_conn_id = hubspot_conn_id
         self.max_concurrency = max_concurrency
+        self.max_burst = max_burst
         self.retry_budget_seconds = float(retry_budget_seconds)
         self.stats = HookStats()
         self._clock: Callable[[], float] = time.monotonic
@@ -446,11 +450,20 @@ class HubSpotHook(HttpHook):
         self._settings_cache: _Settings | None = None
         self._session: requests.Session | None = None
         self._labels: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        self._templates: dict[tuple[str, str], requests.PreparedRequest] = {}
-        self._send_options: dict[str, Any] = {}
+        self._transport: SessionTransport | None = None
         self._labels_lock = threading.Lock()
 
     # ------------------------------------------------------------------ connection and session
+    @property
+    def max_in_flight_ever(self) -> int:
+        """The most requests this hook can have in flight at once (threads worth starting for it)."""
+        burst = WINDOW_BURST_MAX if self.max_burst is None else self.max_burst
+        return max(self.max_concurrency, burst)
+
+    def in_flight_cap(self) -> int:
+        """How many requests may be in flight now: the window's room, or the concurrency cap."""
+        return min(self._settings().limiter.in_flight_cap(), self.max_in_flight_ever)
+
     @property
     def api_version(self) -> str:
         """The connection's API version (``v4`` unless the extra says otherwise)."""
@@ -536,7 +549,9 @@ class HubSpotHook(HttpHook):
             read_timeout=read_timeout,
             portal_id=str(portal) if portal not in (None, "") else None,
             credentials=credentials,
-            limiter=limiter_for(base_url, credentials.identity, max_in_flight=self.max_concurrency),
+            limiter=limiter_for(
+                base_url, credentials.identity, max_in_flight=self.max_concurrency, max_burst=self.max_burst
+            ),
             static_headers={
                 "Accept": "application/json",
                 "Content-Type": "application/json",
@@ -572,7 +587,7 @@ class HubSpotHook(HttpHook):
         session.verify = True
         session.headers.update(settings.static_headers)
         session.auth = _BearerAuth(settings.credentials)
-        size = max(self.max_concurrency, 10)
+        size = max(self.max_in_flight_ever, 10)  # a smaller pool would drop and reopen connections
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=size, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
@@ -581,48 +596,33 @@ class HubSpotHook(HttpHook):
         # verification stays on whatever the environment says; only the CA bundle may change.
         env = session.merge_environment_settings(settings.base_url, {}, None, None, None)
         verify = env.get("verify")
-        self._send_options = {
-            "proxies": env.get("proxies") or {},
-            "verify": verify if isinstance(verify, str) and verify else True,
-            "stream": False,
-            "cert": None,
-            "allow_redirects": False,
-        }
+        self._transport = SessionTransport(
+            session,
+            verify=verify if isinstance(verify, str) and verify else True,
+            proxies=env.get("proxies") or {},
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=settings.read_timeout,
+        )
         return session
-
-    def _prepared(
-        self, session: requests.Session, request: _Request, authorization: str
-    ) -> requests.PreparedRequest:
-        """A ready-to-send copy of the request: headers and URL prepared once per endpoint, then copied."""
-        key = (request.method, request.url)
-        template = self._templates.get(key)
-        if template is None:
-            template = session.prepare_request(
-                requests.Request(request.method, request.url, auth=_no_auth, headers={"Authorization": ""})
-            )
-            self._templates[key] = template
-        prepared = template.copy()
-        headers = prepared.headers
-        headers["Authorization"] = authorization
-        if request.body is not None:
-            prepared.body = request.body
-            headers["Content-Length"] = str(len(request.body))
-        return prepared
 
     # ------------------------------------------------------------------ requests
     def _prepare(self, settings: _Settings, method: str, path: str, payload: Any = None) -> _Request:
         """Build a request: the one place for URL and body, used by the sync and async paths."""
-        body = None if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+        if payload is None or isinstance(payload, bytes):
+            body = payload  # nothing, or JSON encoded by the caller
+        else:
+            body = json.dumps(payload, separators=(",", ":")).encode()
         return _Request(method, settings.base_url + path, body)
 
     def _call(self, request: _Request, *, budget_s: float | None = None) -> tuple[_Answer, int]:
         """Send with rate limiting and retries; return the good answer and how many retries it took."""
         settings = self._settings()
-        session = self.get_conn()
+        self.get_conn()
+        transport = self._transport
+        assert transport is not None  # built with the session
         credentials = settings.credentials
         limiter = settings.limiter
         policy = _RetryPolicy(self, credentials, self.retry_budget_seconds if budget_s is None else budget_s)
-        timeout = (CONNECT_TIMEOUT_S, settings.read_timeout)
         stats = self.stats
         while True:
             # The permit first, then the token: a long wait for the limiter must not outlive the token.
@@ -640,9 +640,9 @@ class HubSpotHook(HttpHook):
                 raise
             stats.add(requests=1)
             try:
-                prepared = self._prepared(session, request, authorization)
-                response = session.send(prepared, timeout=timeout, **self._send_options)
-                answer = _Answer(response.status_code, response.headers, response.content)
+                answer = transport.send(
+                    request.method, request.url, request.body, {"Authorization": authorization}
+                )
             except _TRANSPORT_ERRORS as err:
                 limiter.release(ticket, None)
                 self.log.debug("HubSpot request failed (%s); retrying", type(err).__name__)
@@ -742,18 +742,19 @@ class HubSpotHook(HttpHook):
         return api.association_paths(self._settings().api_version, from_type, to_type)
 
     def create_associations(
-        self, from_type: str, to_type: str, inputs: Sequence[Mapping[str, Any]]
+        self, from_type: str, to_type: str, inputs: Sequence[Mapping[str, Any]] | api.JsonArray
     ) -> BatchResponse:
-        """Create labelled associations (``batch/create``); ``inputs`` are in HubSpot's shape."""
-        answer, retries = self._post_json(self._paths(from_type, to_type).batch_create, {"inputs": inputs})
+        """Create labelled associations (``batch/create``); ``inputs`` are in HubSpot's shape, as
+        objects or as an already encoded JSON array."""
+        answer, retries = self._post_json(self._paths(from_type, to_type).batch_create, _inputs_body(inputs))
         return BatchResponse(answer.status, self._body(answer), retries)
 
     def create_default_associations(
-        self, from_type: str, to_type: str, inputs: Sequence[Mapping[str, Any]]
+        self, from_type: str, to_type: str, inputs: Sequence[Mapping[str, Any]] | api.JsonArray
     ) -> BatchResponse:
-        """Create default (unlabelled) associations (``batch/associate/default``)."""
+        """Create default (unlabelled) associations (``batch/associate/default``); ``inputs`` as above."""
         path = self._paths(from_type, to_type).batch_associate_default
-        answer, retries = self._post_json(path, {"inputs": inputs})
+        answer, retries = self._post_json(path, _inputs_body(inputs))
         return BatchResponse(answer.status, self._body(answer), retries)
 
     def read_associations(

@@ -23,6 +23,7 @@ from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 from airflow_hubspot_assoc.load import AssociationLoad, LoadSettings
 from airflow_hubspot_assoc.pairs import PairReader
+from airflow_hubspot_assoc.rate_limit import WINDOW_BURST_MAX
 from airflow_hubspot_assoc.records import LoadReport
 from airflow_hubspot_assoc.ui import HUBSPOT_UI_COLOR
 
@@ -39,7 +40,8 @@ class BatchCreateAssociationsOperator(BaseOperator):
     Pairs come from XCom (``pairs``) or from files (``pairs_path``: CSV with a header, JSON Lines, a
     JSON array or Parquet, optionally ``.gz``, a directory or glob of parts, any ``ObjectStoragePath``
     URL). The whole input is validated before the first write; then batches of ``batch_size`` are sent
-    with up to ``max_concurrency`` requests in flight, paced by the hook's rate limiter.
+    with up to ``max_concurrency`` requests in flight, or, when HubSpot announces a rolling rate-limit
+    window, as many as the window has room for (``max_burst``), paced by the hook's rate limiter.
 
     :param from_object_type: object type of the ``from`` records, e.g. ``contacts`` or ``2-123``
         (templated)
@@ -54,7 +56,11 @@ class BatchCreateAssociationsOperator(BaseOperator):
     :param association_label: a label name, resolved once through the labels API (templated); with
         neither this nor ``association_type_id``, HubSpot's default association is created
     :param batch_size: inputs per request, 1 to 2,000 (HubSpot's own cap is 100, the default)
-    :param max_concurrency: requests in flight, further throttled by HubSpot's rate limit
+    :param max_concurrency: requests in flight while HubSpot announces no rate limit (its association
+        endpoints are exempt from the 10-second limit: latency then bounds throughput), 1 to 64
+    :param max_burst: requests in flight while HubSpot announces a rolling window (never below
+        ``max_concurrency``); None (default): as many as the window has room for, at most 250, so that
+        each window's requests go out together and the load takes the least time the window allows
     :param max_failed_ratio: fail the task when failed and invalid pairs exceed this share of the input
         (checked after everything else was sent); above 0, invalid rows are reported instead of stopping
     :param failed_pairs_path: where to write failed pairs as JSON Lines (templated); ``{map_index}``,
@@ -98,6 +104,7 @@ class BatchCreateAssociationsOperator(BaseOperator):
         association_label: str | None = None,
         batch_size: int = 100,
         max_concurrency: int = 8,
+        max_burst: int | None = None,
         max_failed_ratio: float = 0.0,
         failed_pairs_path: str | None = None,
         checkpoint_path: str | None = None,
@@ -134,6 +141,14 @@ class BatchCreateAssociationsOperator(BaseOperator):
             raise ValueError(
                 f"max_concurrency must be an integer from 1 to {MAX_CONCURRENCY}, got {max_concurrency!r}"
             )
+        if max_burst is not None and (
+            isinstance(max_burst, bool)
+            or not isinstance(max_burst, int)
+            or not 1 <= max_burst <= WINDOW_BURST_MAX
+        ):
+            raise ValueError(
+                f"max_burst must be None or an integer from 1 to {WINDOW_BURST_MAX}, got {max_burst!r}"
+            )
         if not 0.0 <= float(max_failed_ratio) <= 1.0:
             raise ValueError(f"max_failed_ratio must be between 0 and 1, got {max_failed_ratio!r}")
         if not from_id_field or not to_id_field or from_id_field == to_id_field:
@@ -154,6 +169,7 @@ class BatchCreateAssociationsOperator(BaseOperator):
         self.association_label = association_label
         self.batch_size = batch_size
         self.max_concurrency = max_concurrency
+        self.max_burst = max_burst
         self.max_failed_ratio = float(max_failed_ratio)
         self.failed_pairs_path = failed_pairs_path
         self.checkpoint_path = checkpoint_path
@@ -169,7 +185,9 @@ class BatchCreateAssociationsOperator(BaseOperator):
         from_type = _object_type("from_object_type", self.from_object_type)
         to_type = _object_type("to_object_type", self.to_object_type)
         reader = self._reader()
-        hook = HubSpotHook(self.hubspot_conn_id, max_concurrency=self.max_concurrency)
+        hook = HubSpotHook(
+            self.hubspot_conn_id, max_concurrency=self.max_concurrency, max_burst=self.max_burst
+        )
         links.persist(context, hook, from_type, to_type)
         default_types = self._default_types(hook, from_type, to_type)
         failed_path = self._failed_pairs_path(context)
@@ -200,7 +218,6 @@ class BatchCreateAssociationsOperator(BaseOperator):
             FailedPairsSink(None if self.is_dry_run else failed_path),
             LoadSettings(
                 batch_size=self.batch_size,
-                max_concurrency=self.max_concurrency,
                 max_failed_ratio=self.max_failed_ratio,
                 dry_run=self.is_dry_run,
                 progress_interval=self.progress_interval,

@@ -46,8 +46,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 N_PAIRS = 2_000
 BATCH_SIZE = 10
-MAX_CONCURRENCY = 2
-#: Sends at most this many inputs again after a kill: the batches the load may hold in flight.
+MAX_CONCURRENCY = 2  # also max_burst: the stand-in announces a window, which would allow more in flight
+#: Sends at most this many inputs again after a kill: the batches the load may hold uncommitted.
 RESEND_BOUND = 2 * MAX_CONCURRENCY * BATCH_SIZE
 #: Writes the stand-in must have seen before the kill (of about N_PAIRS / BATCH_SIZE = 200).
 KILL_AFTER_WRITES = 50
@@ -95,6 +95,7 @@ def dag_source(dag_id: str, pairs: Path, failed: Path, checkpoints: Path) -> str
                 association_type_id=279,
                 batch_size={BATCH_SIZE},
                 max_concurrency={MAX_CONCURRENCY},
+                max_burst={MAX_CONCURRENCY},
                 max_failed_ratio=0.2,
                 failed_pairs_path="{failed}",
                 checkpoint_path="{checkpoints}",
@@ -172,6 +173,7 @@ def uninterrupted_reference(pairs_path: Path, tmp_path: Path) -> tuple[dict, lis
             association_type_id=279,
             batch_size=BATCH_SIZE,
             max_concurrency=MAX_CONCURRENCY,
+            max_burst=MAX_CONCURRENCY,
             max_failed_ratio=0.2,
             failed_pairs_path=str(failed),
         ).execute({})
@@ -309,6 +311,7 @@ def test_resend_bound_holds_when_one_batch_lags_at_the_kill(tmp_path):
         "association_type_id": 279,
         "batch_size": BATCH_SIZE,
         "max_concurrency": MAX_CONCURRENCY,
+        "max_burst": MAX_CONCURRENCY,
         "checkpoint_path": str(checkpoints),
         "checkpoint_interval": 0.0,
     }
@@ -348,5 +351,5 @@ def test_resend_bound_holds_when_one_batch_lags_at_the_kill(tmp_path):
         )
         assert len(applied_beyond) <= RESEND_BOUND, (
             f"{len(applied_beyond)} pairs HubSpot already holds lie beyond the checkpoint (row {committed}) "
-            f"and will be sent again; the bound is {RESEND_BOUND} (2 x max_concurrency x batch_size)"
+            f"and will be sent again; the bound is {RESEND_BOUND} (2 x the requests in flight x batch_size)"
         )

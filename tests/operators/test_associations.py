@@ -14,6 +14,7 @@ from airflow.sdk import DAG, task
 
 from airflow_hubspot_assoc.exceptions import PairInputError, UnknownLabelError
 from airflow_hubspot_assoc.operators.associations import BatchCreateAssociationsOperator
+from airflow_hubspot_assoc.testing import LatencyConfig, RateLimitConfig
 from tests.helpers import run_dag, task_results, task_states
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
@@ -42,6 +43,19 @@ def run_operator(request, **kwargs):
         BatchCreateAssociationsOperator(task_id="create", **kwargs)
     dag_run = run_dag(dag)
     return task_states(dag_run)["create"], task_results(dag_run)["create"]
+
+
+def run_numbered_pairs(request, count: int, **kwargs):
+    """``count`` distinct contacts -> companies pairs (1 -> 10001, 2 -> 10002, ...), unlabelled."""
+    pairs = [[i, 10_000 + i] for i in range(1, count + 1)]
+    return run_operator(
+        request,
+        from_object_type="contacts",
+        to_object_type="companies",
+        pairs=pairs,
+        association_type_id=279,
+        **kwargs,
+    )
 
 
 PAIRS = [(1, 101), (2, 102), (3, 103), (4, 101), (5, 105)]
@@ -325,16 +339,7 @@ def test_duplicates_within_a_batch_are_sent_once(request, hubspot_conn):
 
 @pytest.mark.hubspot_standin(max_batch_inputs=100)
 def test_batch_too_large_is_split_and_the_load_goes_on(request, hubspot_conn):
-    pairs = [[i, 10_000 + i] for i in range(1, 451)]
-    state, record = run_operator(
-        request,
-        from_object_type="contacts",
-        to_object_type="companies",
-        pairs=pairs,
-        association_type_id=279,
-        batch_size=250,
-        max_concurrency=1,
-    )
+    state, record = run_numbered_pairs(request, 450, batch_size=250, max_concurrency=1)
     assert state == "success", record
     assert (record["created"], record["failed"]) == (450, 0)
     assert len(stored(hubspot_conn)) == 450
@@ -400,6 +405,8 @@ def test_mapped_over_shards(request, hubspot_conn, tmp_path):
         {"pairs": [[1, 2]], "batch_size": 0},
         {"pairs": [[1, 2]], "batch_size": 2001},
         {"pairs": [[1, 2]], "max_concurrency": 0},
+        {"pairs": [[1, 2]], "max_burst": 0},
+        {"pairs": [[1, 2]], "max_burst": 251},
         {"pairs": [[1, 2]], "max_failed_ratio": 1.5},
         {"pairs": [[1, 2]], "association_type_id": 1, "association_label": "x"},
         {"pairs": [[1, 2]], "association_category": "NOPE"},
@@ -420,3 +427,36 @@ def test_unsafe_object_types_are_refused_before_any_request(hubspot_conn, object
     with pytest.raises(ValueError, match="object type"):
         op.execute({})
     assert list(hubspot_conn.requests) == []
+
+
+# A window of 20 requests per 2 s, 300 ms per answer: at max_concurrency=2, a few at a time would take
+# 61 requests / (2 / 0.3 s) = 9 s; sending each window's 20 together takes 3 windows, 6.3 s.
+_WINDOW = RateLimitConfig(max_requests=20, interval_ms=2_000)
+_SLOW = LatencyConfig(base_ms=300)
+
+
+@pytest.mark.parametrize(
+    ("max_burst", "least_peak", "most_peak"),
+    [(None, 10, 20), (2, 1, 2)],
+    ids=["window-paces", "max_burst-caps"],
+)
+@pytest.mark.hubspot_standin(rate_limit=_WINDOW, latency=_SLOW)
+def test_an_announced_window_not_max_concurrency_paces_the_load(
+    request, hubspot_conn, max_burst, least_peak, most_peak
+):
+    """With a window announced, a window's requests go out together, beyond ``max_concurrency``
+    (unless ``max_burst`` says otherwise), and still never more than the window allows."""
+    state, record = run_numbered_pairs(request, 6_000, max_concurrency=2, max_burst=max_burst)
+    assert state == "success", record
+    assert (record["created"], record["throttled"]) == (6_000, 0)
+    stats = hubspot_conn.stats
+    assert least_peak <= stats.peak_concurrency <= most_peak
+    assert stats.rate_limited == 0
+
+
+@pytest.mark.hubspot_standin(rate_limit=None, latency=LatencyConfig(base_ms=100))
+def test_without_a_window_max_concurrency_holds(request, hubspot_conn):
+    state, record = run_numbered_pairs(request, 2_000, max_concurrency=3)
+    assert state == "success", record
+    assert record["created"] == 2_000
+    assert hubspot_conn.stats.peak_concurrency == 3

@@ -44,6 +44,7 @@ def test_stopped_load_resumes_from_its_checkpoint(hubspot_conn, tmp_path):
         association_type_id=279,
         batch_size=10,
         max_concurrency=2,
+        max_burst=2,  # the stand-in announces a window, which would let all 60 batches go at once
         failed_pairs_path=str(failed),
         checkpoint_interval=0.0,
         max_failed_ratio=0.1,

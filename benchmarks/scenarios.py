@@ -128,7 +128,7 @@ def rate_limited(ctx: Context) -> list[CaseResult]:
     cases = []
     for rate, latency in sizes.rate_cases:
         name = f"R{rate}-L{int(latency)}"
-        ctx.runner.say(f"rate_limited {name}: {sizes.rate_pairs:,} pairs ({batches} requests)")
+        ctx.runner.say(f"rate_limited {name}: {sizes.rate_pairs:,} pairs ({batches} batches)")
         config = standin_config(rate_limit=rate, latency_ms=latency, jitter_ms=sizes.jitter_ms)
         with ctx.standin(config, f"rate-{name}") as standin:
             operator = ctx.runner.run("operator", standin, path, name)

@@ -8,10 +8,7 @@ bottleneck, and a reader of the results must be able to tell when it was.
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +16,8 @@ from typing import Any
 
 import psutil
 import requests
+
+from airflow_hubspot_assoc.testing.process import start_standin_process
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -35,55 +34,20 @@ class StandInProcess:
         self.connection = ""
         self._proc: subprocess.Popen[str] | None = None
         self._session = requests.Session()
-        self._drain: threading.Thread | None = None
         #: When the last client on this stand-in finished (epoch seconds), if any.
         self.last_request_at: float | None = None
 
     def __enter__(self) -> StandInProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config_path = self.workdir / f"{self.name}.standin.json"
-        config_path.write_text(json.dumps(self.config, indent=1), encoding="utf-8")
-        stderr = (self.workdir / f"{self.name}.standin.log").open("w", encoding="utf-8")
-        self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow_hubspot_assoc.testing",
-                "--port",
-                "0",
-                "--config",
-                str(config_path),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
+        self._proc, announced = start_standin_process(
+            self.config,
+            self.workdir / f"{self.name}.standin.json",
+            self.workdir / f"{self.name}.standin.log",
+            timeout_s=STARTUP_TIMEOUT_S,
         )
-        stderr.close()
-        assert self._proc.stdout is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        line = ""
-        while time.monotonic() < deadline:
-            line = self._proc.stdout.readline()
-            if not line and self._proc.poll() is not None:
-                break
-            if line.strip().startswith("{"):
-                break
-        if not line.strip().startswith("{"):
-            self.__exit__(None, None, None)
-            raise RuntimeError(
-                f"the stand-in did not announce itself; see {self.workdir / (self.name + '.standin.log')}"
-            )
-        announced = json.loads(line)
         self.url = announced["url"].rstrip("/")
         self.token = announced["token"]
-        self.connection = (
-            announced["connection"]
-            if isinstance(announced["connection"], str)
-            else json.dumps(announced["connection"])
-        )
-        # Keep reading stdout so that a chatty stand-in never blocks on a full pipe.
-        self._drain = threading.Thread(target=self._proc.stdout.read, daemon=True)
-        self._drain.start()
+        self.connection = announced["connection"]
         self._ps = psutil.Process(self._proc.pid)
         self._cpu_mark = self._cpu()
         return self

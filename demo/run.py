@@ -28,7 +28,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -38,6 +37,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from airflow_hubspot_assoc.testing.process import StandInStartError, start_standin_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DAG_ID = "example_hubspot_files"
@@ -131,56 +132,22 @@ def stop_process(process: subprocess.Popen[Any] | None, name: str) -> None:
 @contextmanager
 def standin(workdir: Path, missing_ratio: float, env: dict[str, str]) -> Iterator[dict[str, Any]]:
     """Run the HubSpot stand-in CLI on a free loopback port; yield its start-up line (url, token, ...)."""
-    config = {**STANDIN_CONFIG, "missing_ratio": missing_ratio}
-    config_path = workdir / "standin.json"
-    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    log_path = workdir / "logs" / "standin.log"
-    with log_path.open("w", encoding="utf-8") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow_hubspot_assoc.testing",
-                "--port",
-                "0",
-                "--config",
-                str(config_path),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
+    try:
+        process, info = start_standin_process(
+            {**STANDIN_CONFIG, "missing_ratio": missing_ratio},
+            workdir / "standin.json",
+            workdir / "logs" / "standin.log",
             env=env,
             cwd=ROOT,
-            start_new_session=True,
+            new_session=True,
+            timeout_s=STANDIN_START_TIMEOUT_S,
         )
-        try:
-            info = _read_startup_line(process, log_path)
-            yield info
-        finally:
-            stop_process(process, "HubSpot stand-in")
-            if process.stdout is not None:
-                process.stdout.close()
-
-
-def _read_startup_line(process: subprocess.Popen[str], log_path: Path) -> dict[str, Any]:
-    """Wait for the stand-in's one JSON line on stdout (without blocking past the time-out)."""
-    stdout = process.stdout
-    assert stdout is not None
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(STANDIN_START_TIMEOUT_S)
-    line = lines[0].strip() if lines else ""
-    if not line:
-        raise DemoError(f"The HubSpot stand-in did not start (exit code {process.poll()}); see {log_path}")
+    except StandInStartError as err:
+        raise DemoError(f"The demo cannot start: {err}") from None
     try:
-        info = json.loads(line)
-    except ValueError as err:
-        raise DemoError(f"The HubSpot stand-in printed {line[:200]!r} instead of its JSON line") from err
-    for key in ("url", "connection"):
-        if key not in info:
-            raise DemoError(f"The HubSpot stand-in's start-up line has no {key!r}: {sorted(info)}")
-    return info
+        yield info
+    finally:
+        stop_process(process, "HubSpot stand-in")
 
 
 def run_logged(command: list[str], env: dict[str, str], log_path: Path, *, live: bool = False) -> int:

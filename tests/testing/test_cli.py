@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import requests
 
+from airflow_hubspot_assoc.testing.process import StandInStartError, start_standin_process
 from tests.testing.support import create_inputs, path, session
 
 
@@ -113,3 +115,27 @@ def test_cli_rejects_a_bad_config(tmp_path):
     process = start("--config", str(config))
     _, err = process.communicate(timeout=10)
     assert process.returncode == 2 and "loopback" in err
+
+
+def test_start_standin_process_hands_back_a_serving_stand_in(tmp_path):
+    process, announced = start_standin_process(
+        {"rate_limit": {"max_requests": 7, "interval_ms": 2000}}, tmp_path / "c.json", tmp_path / "s.log"
+    )
+    try:
+        answer = requests.get(
+            announced["url"] + "/crm/associations/v4/contacts/companies/labels",
+            headers={"Authorization": f"Bearer {announced['token']}"},
+            timeout=10,
+        )
+        assert answer.status_code == 200
+        assert answer.headers["X-HubSpot-RateLimit-Max"] == "7"  # the config was the one passed
+        assert json.loads(announced["connection"])["host"] == announced["url"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_start_standin_process_fails_with_the_log_when_the_stand_in_cannot_start(tmp_path):
+    with pytest.raises(StandInStartError, match=r"did not start \(exit code 2\); see .*s\.log"):
+        start_standin_process({"rate_limits": {}}, tmp_path / "c.json", tmp_path / "s.log")
+    assert "rate_limits" in (tmp_path / "s.log").read_text()

@@ -13,7 +13,7 @@ $(BIN)/uv:
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(STAMP): $(BIN)/uv pyproject.toml constraints.txt
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test,parquet]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test,parquet,s3]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -45,7 +45,7 @@ bench: $(STAMP)
 
 # Re-resolve the pins (needs the registry); commit the result.
 lock: $(BIN)/uv
-	$(BIN)/uv pip compile --quiet --python-version 3.11 --universal --extra test --extra parquet \
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --universal --extra test --extra parquet --extra s3 \
 		pyproject.toml -o constraints.txt
 
 clean:

@@ -8,27 +8,15 @@ record) and the rest are counted.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from airflow_hubspot_assoc.storage import open_for_write
 
 if TYPE_CHECKING:
     from airflow_hubspot_assoc.batches import Failure
     from airflow_hubspot_assoc.pairs import InvalidRow
 
 INVALID_CATEGORY = "INVALID_INPUT"
-
-
-def open_for_write(path: str) -> IO[str]:
-    """Open a local path or an object-storage URL (``s3://``, ``file://`` ...) for writing text."""
-    if "://" in path:
-        from airflow.sdk import ObjectStoragePath
-
-        target = ObjectStoragePath(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target.open("w", encoding="utf-8")
-    local = Path(path)
-    local.parent.mkdir(parents=True, exist_ok=True)
-    return local.open("w", encoding="utf-8")
 
 
 class FailedPairsSink:

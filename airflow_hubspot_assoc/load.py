@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_hubspot_assoc.batches import Batch, BatchBuilder, BatchOutcome, interpret, whole_batch_failure
+from airflow_hubspot_assoc.checkpoint import CheckpointSaver
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotValidationError, PairInputError
 from airflow_hubspot_assoc.pairs import InvalidRow, Pair
 from airflow_hubspot_assoc.progress import ProgressReporter
@@ -44,13 +45,17 @@ MAX_CHECKED_TYPE_IDS = 1_000
 
 @dataclass(frozen=True)
 class LoadSettings:
-    """How to send: sizes, tolerance and how often to checkpoint (concurrency is the hook's)."""
+    """How to send: sizes, tolerance and how often to checkpoint (concurrency is the hook's).
+
+    ``checkpoint_interval`` is the least time between two checkpoint writes; 0 writes one after every
+    commit (still one write in flight: commits made during a write coalesce into the next).
+    """
 
     batch_size: int = 100
     max_failed_ratio: float = 0.0
     dry_run: bool = False
     progress_interval: float = 5.0
-    checkpoint_interval: float = 1.0
+    checkpoint_interval: float = 0.0
     log_failures: int = 100
 
 
@@ -148,7 +153,11 @@ class AssociationLoad:
         self._skip_rows = 0
         self._unsaved_failures: list[dict[str, Any]] = []
         self._uncommitted_batches = 0
-        self._last_save = clock()
+        self._saved_rows = -1
+        self._last_save = float("-inf")
+        self._saver = (
+            CheckpointSaver(checkpoint, log) if checkpoint is not None and not settings.dry_run else None
+        )
 
     # -- pass 1 -------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -316,6 +325,8 @@ class AssociationLoad:
                         self._segments[number].answered += 1
                 self._commit_ready()
                 self._save_checkpoint(force=True)
+                if self._saver is not None:
+                    self._saver.close()
                 self._finish()
                 self.log.warning(
                     "Stopped after %s of %s rows were accounted for (%s created, %s failed).",
@@ -325,6 +336,10 @@ class AssociationLoad:
                     f"{self.report.failed:,}",
                 )
                 raise
+        if self._saver is not None:
+            # Done: the checkpoint is about to be cleared, so drop what is queued (a late write
+            # would bring it back) and wait for a write in flight.
+            self._saver.close(discard=True)
         self._finish()
         progress.update(self._committed_rows, self.hook.stats.throttled, force=True)
 
@@ -363,19 +378,26 @@ class AssociationLoad:
         self._save_checkpoint()
 
     def _remember(self, entry: dict[str, Any]) -> None:
-        if self.checkpoint is not None:
+        if self._saver is not None:
             self._unsaved_failures.append(entry)
 
     def _save_checkpoint(self, *, force: bool = False) -> None:
-        if self.checkpoint is None or self.settings.dry_run:
+        """Hand the committed state to the checkpoint writer (it writes off this thread)."""
+        if self._saver is None or (self._committed_rows == self._saved_rows and not force):
             return
         now = self._clock()
         if not force and now - self._last_save < self.settings.checkpoint_interval:
             return
-        self._last_save = now
+        self._last_save, self._saved_rows = now, self._committed_rows
         self._copy_hook_counters()
-        self.checkpoint.save(
-            {"fingerprint": self.fingerprint, "rows": self._committed_rows, "record": self.report.snapshot()},
+        # The writer serialises on its own thread while this one goes on adding to the record:
+        # hand it copies of the record's lists and maps (their entries are never changed).
+        record = {
+            name: value.copy() if isinstance(value, list | dict) else value
+            for name, value in self.report.snapshot().items()
+        }
+        self._saver.submit(
+            {"fingerprint": self.fingerprint, "rows": self._committed_rows, "record": record},
             self._unsaved_failures,
         )
         self._unsaved_failures = []

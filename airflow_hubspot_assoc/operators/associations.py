@@ -25,6 +25,7 @@ from airflow_hubspot_assoc.load import AssociationLoad, LoadSettings
 from airflow_hubspot_assoc.pairs import PairReader
 from airflow_hubspot_assoc.rate_limit import WINDOW_BURST_MAX
 from airflow_hubspot_assoc.records import LoadReport
+from airflow_hubspot_assoc.storage import describe_connection
 from airflow_hubspot_assoc.ui import HUBSPOT_UI_COLOR
 
 if TYPE_CHECKING:
@@ -68,7 +69,8 @@ class BatchCreateAssociationsOperator(BaseOperator):
     :param checkpoint_path: a directory (local or object storage) every worker can reach, where the load
         saves its progress so that a retry resumes instead of sending everything again (templated);
         defaults to ``_checkpoints`` beside ``failed_pairs_path``; without either, no checkpoints
-    :param checkpoint_interval: seconds between checkpoints
+    :param checkpoint_interval: least seconds between two checkpoint writes; 0 (default) writes one
+        after every commit, with one write in flight (commits made meanwhile coalesce into the next)
     :param dry_run: read, validate and resolve labels; send nothing
     :param progress_interval: seconds between progress lines in the log
     :param hubspot_conn_id: the HubSpot connection (templated)
@@ -108,7 +110,7 @@ class BatchCreateAssociationsOperator(BaseOperator):
         max_failed_ratio: float = 0.0,
         failed_pairs_path: str | None = None,
         checkpoint_path: str | None = None,
-        checkpoint_interval: float = 1.0,
+        checkpoint_interval: float = 0.0,
         dry_run: bool = False,
         progress_interval: float = 5.0,
         hubspot_conn_id: str = HubSpotHook.default_conn_name,
@@ -192,6 +194,9 @@ class BatchCreateAssociationsOperator(BaseOperator):
         default_types = self._default_types(hook, from_type, to_type)
         failed_path = self._failed_pairs_path(context)
         checkpoint = None if self.is_dry_run else self._checkpoint_store(context, failed_path)
+        for path in (self.pairs_path, failed_path, checkpoint and checkpoint.location):
+            if path and (warning := describe_connection(str(path))):
+                self.log.warning("%s", warning)
         report = LoadReport(
             from_type=from_type,
             to_type=to_type,
@@ -309,7 +314,7 @@ class BatchCreateAssociationsOperator(BaseOperator):
         key = checkpoint_key(
             ti.dag_id, ti.run_id, ti.task_id, ti.map_index if ti.map_index is not None else -1
         )
-        return CheckpointStore(str(base), key)
+        return CheckpointStore(str(base), key, log=self.log)  # type: ignore[arg-type]  # structlog's logger
 
     def _source_reference(self, reader: PairReader) -> dict[str, Any]:
         if self.pairs_path is not None:

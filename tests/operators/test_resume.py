@@ -92,10 +92,8 @@ def test_stopped_load_resumes_from_its_checkpoint(hubspot_conn, tmp_path):
     stored = {(f, t) for f, t, _, _ in hubspot_conn.associations("contacts", "companies")}
     assert stored == expected
     assert sorted(json.loads(x)["to_id"] for x in failed.read_text().splitlines()) == ["100007", "100450"]
-    # the checkpoint is removed once the load succeeded
-    assert not (
-        tmp_path / "out" / "_checkpoints" / "d" / "manual__2026-01-01T00_00_00_00_00" / "create" / "unmapped"
-    ).exists()
+    # the checkpoint is removed once the load succeeded, with the folders of its key
+    assert list((tmp_path / "out" / "_checkpoints").iterdir()) == []
 
 
 def test_checkpoint_for_another_input_is_ignored(hubspot_conn, tmp_path):
@@ -106,6 +104,10 @@ def test_checkpoint_for_another_input_is_ignored(hubspot_conn, tmp_path):
         str(tmp_path / "ck"), checkpoint_key("d", "manual__2026-01-01T00:00:00+00:00", "create", -1)
     )
     store.save({"fingerprint": {"source": "something else"}, "rows": 20, "record": {}}, [])
+    sibling = CheckpointStore(
+        str(tmp_path / "ck"), checkpoint_key("d", "manual__2026-01-01T00:00:00+00:00", "create", 1)
+    )
+    sibling.save({"fingerprint": {}, "rows": 1, "record": {}}, [])
     record = BatchCreateAssociationsOperator(
         task_id="create",
         from_object_type="contacts",
@@ -117,3 +119,8 @@ def test_checkpoint_for_another_input_is_ignored(hubspot_conn, tmp_path):
     assert record["resumed"] is False
     assert record["created"] == 30
     assert store.load() is None
+    # a mapped sibling's checkpoint (and so the folders it lives in) stays
+    assert sibling.load() is not None
+    assert [
+        p.name for p in (tmp_path / "ck" / "d" / "manual__2026-01-01T00_00_00_00_00" / "create").iterdir()
+    ] == ["map_1"]

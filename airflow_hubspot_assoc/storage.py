@@ -1,0 +1,146 @@
+"""Files the load writes (failed pairs, checkpoints): on local disk or on object storage, alike.
+
+An object store has objects, not folders. A "folder" there exists only while objects live under its
+prefix: ``rmdir`` of a prefix that was just emptied raises (it is already gone), and ``mkdir`` of a
+prefix means nothing (on some stores, with ``parents=True``, it even tries to create the bucket). So
+this module offers only what both have: write a whole file, read one, list and delete the files under
+a prefix. Folders are made and removed only on local disk (a path, or a ``file://`` URL).
+
+Object-storage URLs go through Airflow's ``ObjectStoragePath``, which finds credentials through an
+Airflow connection named in the URL: ``s3://aws_default@bucket/key``. Without one
+(``s3://bucket/key``) no connection is used, so a connection's ``endpoint_url`` or keys do not apply
+and the store's own default credentials are tried instead (:func:`describe_connection` says so).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+#: ``ObjectStoragePath`` protocols that are a local file system, where folders are real.
+LOCAL_PROTOCOLS = frozenset({"file", "local"})
+
+
+def location(path: str) -> Any:
+    """A ``pathlib.Path`` for a local path, an ``ObjectStoragePath`` for a URL (``s3://``, ``file://``...)."""
+    if "://" in path:
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(path)
+    return Path(path)
+
+
+def has_folders(target: Any) -> bool:
+    """Whether ``target`` lives on a file system with real folders (local disk), not an object store."""
+    return isinstance(target, Path) or getattr(target, "protocol", "") in LOCAL_PROTOCOLS
+
+
+def _local_path(target: Path | ObjectStoragePath) -> Path:
+    return target if isinstance(target, Path) else Path(target.path)
+
+
+def describe_connection(path: str) -> str | None:
+    """A warning for an object-storage URL that names no Airflow connection; None when all is well."""
+    if "://" not in path or path.startswith("file://"):
+        return None
+    scheme, rest = path.split("://", 1)
+    if "@" in rest.split("/", 1)[0]:
+        return None
+    return (
+        f"{path} names no Airflow connection, so no connection's credentials or endpoint_url apply; "
+        f"the store's default credentials are used. Write {scheme}://<conn_id>@{rest} to use one."
+    )
+
+
+def open_for_write(path: str) -> IO[str]:
+    """Open a file for writing text; it appears whole when closed (an object store uploads on close)."""
+    target = location(path)
+    if has_folders(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+    handle: IO[str] = target.open("w", encoding="utf-8")
+    return handle
+
+
+def replace_text(path: str, text: str) -> None:
+    """Replace a file's content so that a reader sees the old or the new content, never a part.
+
+    Local disk: write a temporary file beside it, then rename it over the old one. Object storage: one
+    upload replaces an object whole, so writing it is already atomic.
+    """
+    target = location(path)
+    if not has_folders(target):
+        with target.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+        return
+    local = _local_path(target)
+    temporary = local.with_name(f".{local.name}.{uuid.uuid4().hex[:8]}.tmp")
+    for attempt in (1, 2):
+        # A sibling task may remove the shared parent folder once its own load is done (see
+        # ``remove_empty_folders``); make it again and retry once if it vanished under us.
+        local.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+    os.replace(temporary, local)
+
+
+def read_text(path: str) -> str | None:
+    """A file's content, or None when there is no such file."""
+    target = location(path)
+    try:
+        with target.open("r", encoding="utf-8") as handle:
+            text: str = handle.read()
+    except FileNotFoundError:
+        return None
+    return text
+
+
+def files_under(folder: Path | ObjectStoragePath) -> Iterator[Path | ObjectStoragePath]:
+    """The files below a folder or prefix, at any depth (none when it does not exist)."""
+    try:
+        children: list[Any] = list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for child in children:
+        if child.is_dir():
+            yield from files_under(child)
+        else:
+            yield child
+
+
+def delete_quietly(target: Any, log: logging.Logger) -> bool:
+    """Delete one file; log and carry on when that fails. :return: whether it is gone."""
+    try:
+        target.unlink(missing_ok=True)
+    except Exception as err:  # a cleanup must not fail a load that succeeded
+        log.warning("Could not delete %s (%s: %s); it is left behind.", target, type(err).__name__, err)
+        return False
+    return True
+
+
+def remove_empty_folders(path: str, levels: int) -> None:
+    """Remove the local folder ``path`` and up to ``levels - 1`` of its parents while they are empty.
+
+    A no-op on object storage, where a prefix with no objects does not exist. A folder that is not
+    empty (a sibling task still uses it) stops the climb.
+    """
+    target = location(path)
+    if not has_folders(target):
+        return
+    folder = _local_path(target)
+    for _ in range(levels):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent

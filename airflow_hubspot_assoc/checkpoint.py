@@ -43,9 +43,13 @@ class CheckpointStore:
     files that the state lists, written before the state that names them.
     """
 
-    def __init__(self, base: str, key: str, *, log: logging.Logger | None = None) -> None:
+    def __init__(
+        self, base: str, key: str, *, owns_base: bool = False, log: logging.Logger | None = None
+    ) -> None:
         self.location = f"{base.rstrip('/')}/{key}"
         self.log = log or logging.getLogger(__name__)
+        #: Folders below ``base`` to remove once empty; the base too when the package chose it.
+        self._folders = KEY_DEPTH + (1 if owns_base else 0)
         self._parts: list[str] = []
 
     def load(self) -> dict[str, Any] | None:
@@ -100,7 +104,7 @@ class CheckpointStore:
             return
         for child in storage.files_under(folder):
             storage.delete_quietly(child, self.log)
-        storage.remove_empty_folders(self.location, KEY_DEPTH)
+        storage.remove_empty_folders(self.location, self._folders)
 
 
 class CheckpointSaver:

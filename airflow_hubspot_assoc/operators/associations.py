@@ -314,7 +314,12 @@ class BatchCreateAssociationsOperator(BaseOperator):
         key = checkpoint_key(
             ti.dag_id, ti.run_id, ti.task_id, ti.map_index if ti.map_index is not None else -1
         )
-        return CheckpointStore(str(base), key, log=self.log)  # type: ignore[arg-type]  # structlog's logger
+        return CheckpointStore(
+            str(base),
+            key,
+            owns_base=not self.checkpoint_path,
+            log=self.log,  # type: ignore[arg-type]  # Airflow's structlog logger has the same methods
+        )
 
     def _source_reference(self, reader: PairReader) -> dict[str, Any]:
         if self.pairs_path is not None:

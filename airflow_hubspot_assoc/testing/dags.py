@@ -105,6 +105,11 @@ def _dagbag_api() -> tuple[Callable[..., Any], Callable[[Any, str], None]]:
     sync_bag_to_db = getattr(module, "sync_bag_to_db", None)
 
     def write_bag(bag: Any, bundle_name: str) -> None:
+        for dag in bag.dags.values():
+            if getattr(dag, "relative_fileloc", None) is None:
+                # Set by DagBag only for DAGs it parsed from a file (to the path itself when the bag
+                # has no bundle path); 3.0 cannot serialize a DAG built in a test without it.
+                dag.relative_fileloc = dag.fileloc
         if sync_bag_to_db is None:
             bag.sync_to_db(bundle_name, None)
         else:

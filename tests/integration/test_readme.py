@@ -50,6 +50,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "example_dags").glob("example_*.py"))]
 KINDS = ("run", "file", "serve", "syntax", "fragment")
+#: Fence language -> the language its block is run and checked as.
 LANGUAGES = {
     "python": "python",
     "py": "python",

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# The tests run their DAGs the way the README tells users to.
+from airflow_hubspot_assoc.testing.dags import run_dag as run_dag
+
 if TYPE_CHECKING:
     from airflow.models.dagrun import DagRun
-    from airflow.sdk import DAG
-
-
-def run_dag(dag: DAG, **kwargs: Any) -> DagRun:
-    """Run ``dag`` with ``dag.test()`` after writing it to the metadata database.
-
-    Airflow 3.3's ``dag.test()`` only runs DAGs that a DAG bundle has serialized; tests build their
-    DAGs inline, so they are serialized here the way the DAG processor would.
-    """
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-
-    DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder="/nonexistent")
-    bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
-    return dag.test(**kwargs)
 
 
 def task_results(dag_run: DagRun) -> dict[str, Any]:

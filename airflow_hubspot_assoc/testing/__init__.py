@@ -4,21 +4,47 @@ It serves batch create, default associations, batch read and labels for the v4 p
 versions (2026-03, 2026-09), plus the OAuth refresh endpoint, validating every request and answer
 against HubSpot's published OpenAPI specs (vendored in ``specs/``). Tests, the demo, benchmarks and
 users who test DAGs offline all use it; ``python -m airflow_hubspot_assoc.testing`` runs it alone.
+:func:`run_dag` and :func:`load_dag` run a user's DAG in a test.
+
+The names below are imported on first use: the pytest plugin lives in this package and is loaded in
+every pytest session of an environment that has the provider, so importing the package must not
+import the stand-in (``jsonschema`` and the specs) or Airflow.
 """
 
 from __future__ import annotations
 
-from airflow_hubspot_assoc.testing.config import (
-    DEFAULT_TOKEN,
-    FaultConfig,
-    LabelConfig,
-    LatencyConfig,
-    OAuthApp,
-    RateLimitConfig,
-    StandInConfig,
-)
-from airflow_hubspot_assoc.testing.server import HubSpotStandIn
-from airflow_hubspot_assoc.testing.stats import RequestRecord, Stats
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_hubspot_assoc.testing.config import (
+        DEFAULT_TOKEN,
+        FaultConfig,
+        LabelConfig,
+        LatencyConfig,
+        OAuthApp,
+        RateLimitConfig,
+        StandInConfig,
+    )
+    from airflow_hubspot_assoc.testing.dags import load_dag, run_dag
+    from airflow_hubspot_assoc.testing.server import HubSpotStandIn
+    from airflow_hubspot_assoc.testing.stats import RequestRecord, Stats
+
+#: Public name -> the module that defines it.
+_LAZY = {
+    "DEFAULT_TOKEN": "config",
+    "FaultConfig": "config",
+    "LabelConfig": "config",
+    "LatencyConfig": "config",
+    "OAuthApp": "config",
+    "RateLimitConfig": "config",
+    "StandInConfig": "config",
+    "HubSpotStandIn": "server",
+    "RequestRecord": "stats",
+    "Stats": "stats",
+    "load_dag": "dags",
+    "run_dag": "dags",
+}
 
 __all__ = [
     "DEFAULT_TOKEN",
@@ -31,4 +57,20 @@ __all__ = [
     "RequestRecord",
     "StandInConfig",
     "Stats",
+    "load_dag",
+    "run_dag",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        # An AttributeError also lets ``from airflow_hubspot_assoc.testing import spec`` import the submodule.
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -18,16 +18,26 @@ api_version="2026-09", **extra)`` sets the connection's extra.
 
 Both fail the test at teardown if the stand-in answered anything its spec does not allow: such a
 test would be checking the client against a HubSpot that does not exist.
+
+``run_dag`` is :func:`airflow_hubspot_assoc.testing.run_dag`, for tests that take their helpers as
+fixtures.
+
+pytest loads this module in every session of an environment where the provider is installed, most
+of which never use it. So it imports nothing at module level beyond pytest: the stand-in (with
+``jsonschema`` and the specs) and Airflow are imported when a fixture is set up
+(``tests/testing/test_pytest_plugin.py`` holds this to a budget).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_hubspot_assoc.testing.config import StandInConfig
-from airflow_hubspot_assoc.testing.server import HubSpotStandIn
+if TYPE_CHECKING:
+    from airflow_hubspot_assoc.testing.config import StandInConfig
+    from airflow_hubspot_assoc.testing.server import HubSpotStandIn
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,6 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _config_from_marker(request: pytest.FixtureRequest) -> StandInConfig:
+    from airflow_hubspot_assoc.testing.config import StandInConfig
+
     marker = request.node.get_closest_marker("hubspot_standin")
     if marker is None:
         return StandInConfig()
@@ -58,6 +70,8 @@ def _config_from_marker(request: pytest.FixtureRequest) -> StandInConfig:
 @pytest.fixture
 def hubspot_standin(request: pytest.FixtureRequest) -> Iterator[HubSpotStandIn]:
     """A running HubSpot stand-in for this test (see the module docs to configure it)."""
+    from airflow_hubspot_assoc.testing.server import HubSpotStandIn
+
     with HubSpotStandIn(_config_from_marker(request)) as standin:
         yield standin
     stats = standin.stats
@@ -78,3 +92,11 @@ def hubspot_conn(
     extra = dict(marker.kwargs) if marker is not None else {}
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", hubspot_standin.connection_uri(**extra))
     return hubspot_standin
+
+
+@pytest.fixture
+def run_dag() -> Callable[..., Any]:
+    """:func:`airflow_hubspot_assoc.testing.run_dag`: ``run_dag(dag, **dag_test_kwargs)`` -> the DAG run."""
+    from airflow_hubspot_assoc.testing.dags import run_dag
+
+    return run_dag

@@ -13,16 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_hubspot_assoc.exceptions import HubSpotDailyLimitError
-from airflow_hubspot_assoc.rate_limit import (
+from airflow_hubspot_assoc.client.headers import (
     HEADER_DAILY_REMAINING,
     HEADER_INTERVAL,
     HEADER_MAX,
     HEADER_REMAINING,
-    RateLimiter,
-    limiter_for,
-    reset_limiters,
 )
+from airflow_hubspot_assoc.client.limiter import RateLimiter
+from airflow_hubspot_assoc.client.registry import limiter_for, reset_limiters
+from airflow_hubspot_assoc.exceptions import HubSpotDailyLimitError
 
 
 class FakeClock:
@@ -160,7 +159,7 @@ def test_a_refused_request_gives_its_slot_back():
     limiter.release(a, 200, window(3, 0))
     limiter.release(b, 429, window(3, 0))
     assert limiter.snapshot()["throttled"] == 1
-    assert len(limiter._log) == 2
+    assert len(limiter.window._log) == 2
 
 
 def test_a_429_for_a_slot_we_thought_free_widens_the_margin():

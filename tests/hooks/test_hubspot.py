@@ -15,6 +15,8 @@ import time
 import pytest
 import requests
 
+from airflow_hubspot_assoc import api
+from airflow_hubspot_assoc.client.registry import reset_limiters
 from airflow_hubspot_assoc.exceptions import (
     HubSpotAuthError,
     HubSpotConfigError,
@@ -27,7 +29,6 @@ from airflow_hubspot_assoc.exceptions import (
     UnknownLabelError,
 )
 from airflow_hubspot_assoc.hooks.hubspot import BatchResponse, HubSpotHook
-from airflow_hubspot_assoc.rate_limit import reset_limiters
 from airflow_hubspot_assoc.testing import FaultConfig, LatencyConfig, OAuthApp, RateLimitConfig
 
 FAST_WINDOW = RateLimitConfig(max_requests=100, interval_ms=1000)
@@ -678,7 +679,8 @@ def test_a_daily_429_is_not_retried(hubspot_conn):
     hook = fast_hook()
     hook.limiter.daily_reserve = 0
     hook.create_associations("contacts", "companies", pairs(1))
-    hook.limiter._daily_remaining = None  # pretend we did not read the header: HubSpot's 429 must stop us
+    # Pretend we did not read the header: HubSpot's 429 must stop us.
+    hook.limiter.window._daily_remaining = None
     with pytest.raises(HubSpotDailyLimitError) as err:
         hook.create_associations("contacts", "companies", pairs(1, start=5))
     assert err.value.status == 429 and err.value.category == "DAILY"
@@ -779,3 +781,43 @@ def test_backoff_is_bounded_exponential_with_full_jitter_within_the_budget(hubsp
     assert len(set(delays)) == len(delays)  # jittered, not a fixed schedule
     assert hook.stats.snapshot()["retries"] == len(delays)
     assert len(hubspot_conn.requests) == len(delays) + 1
+
+
+@pytest.mark.parametrize("method", ["run", "run_and_check", "run_with_advanced_retry"])
+def test_httphooks_run_family_is_refused_rather_than_bypassing_the_client(hubspot_conn, method):
+    hook = fast_hook()
+    with pytest.raises(NotImplementedError, match=r"bypass the rate limiter, the retry policy and the token"):
+        if method == "run_and_check":
+            hook.run_and_check(hook.get_conn(), requests.Request("GET", hubspot_conn.url).prepare(), {})
+        else:
+            getattr(hook, method)("/crm/v4/associations/contacts/companies/labels")
+    assert hubspot_conn.requests == []  # nothing went out
+
+
+def test_the_old_label_method_names_still_work(hubspot_conn):
+    hook = fast_hook()
+    fresh = hook.read_association_types("contacts", "companies")
+    assert fresh and {"category", "typeId", "label"} <= set(fresh[0])
+    assert hook.list_labels("contacts", "companies") == fresh
+    requests_before = len(hubspot_conn.requests)
+    assert (
+        hook.association_types("contacts", "companies")
+        == fresh
+        == hook.cached_association_types("contacts", "companies")
+    )
+    assert len(hubspot_conn.requests) == requests_before  # cached: no new request
+
+
+def test_the_sender_sends_and_reports_capacity_and_counters(hubspot_conn):
+    hook = fast_hook(max_concurrency=3, max_burst=20)
+    sender = hook.sender("contacts", "companies")
+    assert sender.capacity().most == 20
+    assert sender.capacity().now == 1  # nothing known yet: one request until the first answer
+    encoded = api.JsonArray(json.dumps(pairs(2)).encode())
+    assert sender.send(encoded, default=False).body["status"] == "COMPLETE"
+    default = [{"from": p["from"], "to": p["to"]} for p in pairs(1, start=4000)]
+    assert sender.send(api.JsonArray(json.dumps(default).encode()), default=True).status_code in (200, 201)
+    assert sender.capacity().now >= 3
+    counters = sender.counters()
+    assert (counters.requests, counters.retries, counters.throttled) == (2, 0, 0)
+    assert [r.endpoint for r in hubspot_conn.requests] == ["batch_create", "batch_associate_default"]

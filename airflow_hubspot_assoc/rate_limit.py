@@ -7,17 +7,17 @@ limiter per app per process). Import from there in new code.
 
 from __future__ import annotations
 
-from airflow_hubspot_assoc.client.limiter import RateLimiter
-from airflow_hubspot_assoc.client.registry import limiter_for, reset_limiters
-from airflow_hubspot_assoc.client.window import (
+from airflow_hubspot_assoc.client.headers import (
     HEADER_DAILY,
     HEADER_DAILY_REMAINING,
     HEADER_INTERVAL,
     HEADER_MAX,
     HEADER_REMAINING,
     WINDOW_BURST_MAX,
-    Ticket,
 )
+from airflow_hubspot_assoc.client.limiter import RateLimiter
+from airflow_hubspot_assoc.client.registry import limiter_for, reset_limiters
+from airflow_hubspot_assoc.client.window import Ticket
 
 __all__ = [
     "HEADER_DAILY",

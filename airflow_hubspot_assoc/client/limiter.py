@@ -64,12 +64,12 @@ class RateLimiter:
     @property
     def daily_reserve(self) -> int:
         """Daily requests left unused."""
-        return self.window.daily_reserve
+        return self.window.daily.reserve
 
     @daily_reserve.setter
     def daily_reserve(self, value: int) -> None:
         with self._lock:
-            self.window.daily_reserve = value
+            self.window.daily.reserve = value
 
     @property
     def margin(self) -> float:

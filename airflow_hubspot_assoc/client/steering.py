@@ -76,3 +76,55 @@ def steer(
         step = max(1.0, shortfall * max(share, _STEP_SHARE_FLOOR))
         return Steered(level, gains.gain_up * shortfall / interval, min(float(limit - foreign), level + step))
     return Steered(level, 0.0, 0.0)
+
+
+class Steering:
+    """The steered level between answers: it grows in time at ``grow_rate`` up to ``ceiling``."""
+
+    def __init__(self, gains: Gains) -> None:
+        self.gains = gains
+        self.level: float | None = None  # None: not sharing with unknown peers
+        self.grow_rate = 0.0
+        self.ceiling = 0.0
+        self.updated_at = 0.0
+
+    @property
+    def active(self) -> bool:
+        """Whether others were seen recently and the level is being steered."""
+        return self.level is not None
+
+    def stop(self) -> None:
+        """Alone again, or peers known: the window is no longer steered."""
+        self.level = None
+        self.grow_rate = 0.0
+
+    def current(self, now: float) -> float:
+        """How many of our sends may be in the window now."""
+        level = self.level
+        assert level is not None
+        if self.grow_rate <= 0:
+            return level
+        return min(self.ceiling, level + self.grow_rate * (now - self.updated_at))
+
+    def update(
+        self, now: float, own: int, held_now: int, foreign: int, limit: int, interval: float, throttled: bool
+    ) -> int:
+        """Steer after an answer (see ``steer``); returns the new level, whole."""
+        if self.level is None:
+            level, dt = float(max(own, 1)), 0.0
+        else:
+            level, dt = self.current(now), min(now - self.updated_at, interval)
+        self.updated_at = now
+        steered = steer(
+            level=level,
+            dt=dt,
+            own=own,
+            held_now=held_now,
+            foreign=foreign,
+            limit=limit,
+            interval=interval,
+            throttled=throttled,
+            gains=self.gains,
+        )
+        self.level, self.grow_rate, self.ceiling = steered.level, steered.grow_rate, steered.ceiling
+        return int(steered.level)

@@ -20,9 +20,9 @@ Why these rules (HubSpot counts requests per app, over a rolling window, across 
   dip is a slot in transit, not one given up), lapsing after an interval without news. We never let
   our own count exceed M - F.
 * **Peers known: equal shares.** When the peer board (``peers.py``) shows other processes of the app
-  that want to send, the window is split evenly: our level is M / peers, and never more than M - F
-  (a process that took more before the others arrived shrinks to its share, and the others grow into
-  the room it leaves). This converges within one interval.
+  that want to send, the window is split evenly: M / peers each. Until the sends made under the old
+  split have left the window (an interval after the count changed), never more than M - F either.
+  A process that took more before the others arrived shrinks to its share; newcomers grow into it.
 * **Peers unknown (other hosts): AIMD** (``steering.py``). Seen only through F, each process steers
   a level so that the total approaches M and shares even out. Sends are paced (I / 2M apart) so that
   slots and news spread over the window. After two intervals without others, the whole window again.
@@ -46,18 +46,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_hubspot_assoc.client.daily import DailyAllowance
 from airflow_hubspot_assoc.client.fallback import NoHeaderFallback
 from airflow_hubspot_assoc.client.headers import (
-    HEADER_DAILY,
-    HEADER_DAILY_REMAINING,
     HEADER_INTERVAL,
     HEADER_MAX,
     HEADER_REMAINING,
     WINDOW_BURST_MAX,
     header_int,
 )
-from airflow_hubspot_assoc.client.steering import Gains, steer
-from airflow_hubspot_assoc.exceptions import HubSpotDailyLimitError
+from airflow_hubspot_assoc.client.steering import Gains, Steering
 
 POLL_MIN_S = 0.002
 _NO_HEADER_STREAK_TO_FORGET = 50
@@ -112,11 +110,10 @@ class WindowState:
             raise ValueError(f"max_burst must be at least 1 or None, got {max_burst!r}")
         self.max_in_flight = max_in_flight
         self.max_burst = WINDOW_BURST_MAX if max_burst is None else max_burst
-        self.daily_reserve = daily_reserve
+        self.daily = DailyAllowance(daily_reserve)
         self._min_margin = min_margin_s
         self._max_margin = max_margin_s
         self._target_use = target_use
-        self._gains = Gains(target_use, gain_up, gain_down, churn)
         self._pace = pace
         self._ramp = ramp
         self._ramp_until = 0.0
@@ -142,17 +139,10 @@ class WindowState:
         self._foreign_peaks: deque[tuple[float, int]] = deque()
         self._foreign_seen_at = -math.inf
 
-        # Sharing with unknown peers: the steered level, its growth between answers, when last updated.
-        self._share_level: float | None = None
-        self._grow_rate = 0.0
-        self._level_ceiling = 0.0
-        self._updated_at = 0.0
+        self._steering = Steering(Gains(target_use, gain_up, gain_down, churn))  # unknown peers
 
         self._fallback = NoHeaderFallback(max_in_flight)  # while no window is announced
         self._not_before = 0.0
-
-        self._daily_remaining: int | None = None
-        self._daily_sends_since = 0
 
         self.counters: dict[str, float] = {
             "sent": 0,
@@ -161,7 +151,6 @@ class WindowState:
             "throttled_without_headers": 0,
             "waits": 0,
             "wait_seconds": 0.0,
-            "daily_stops": 0,
             "concurrency_cuts": 0,
             "margin_bumps": 0,
         }
@@ -209,25 +198,13 @@ class WindowState:
             if now >= self._peers_settled_at:
                 return fair
             return max(0.0, min(fair, float(self._limit - self._foreign)))
-        level = self._share_level
-        if level is None:
-            return float(self._level)
-        if self._grow_rate <= 0:
-            return level
-        return min(self._level_ceiling, level + self._grow_rate * (now - self._updated_at))
+        if self._steering.active:
+            return self._steering.current(now)
+        return float(self._level)
 
     def try_send(self, now: float) -> tuple[Ticket | None, float | None]:
         """A ticket to send now, or ``(None, seconds to wait, or None: until an answer frees a slot)``."""
-        if self._daily_remaining is not None:
-            left = self._daily_remaining - self._daily_sends_since
-            if left <= self.daily_reserve:
-                self.counters["daily_stops"] += 1
-                raise HubSpotDailyLimitError(
-                    f"HubSpot's daily request allowance for this app is nearly used up (about {max(0, left)} "
-                    f"left, reserve {self.daily_reserve}); stopping instead of burning 429s",
-                    status=429,
-                    category="DAILY",
-                )
+        self.daily.check()
         if self.in_flight >= self.cap(now):
             return None, None
         if now < self._not_before:
@@ -241,7 +218,7 @@ class WindowState:
             if (
                 allowed <= own < limit
                 and now >= self._foreign_until
-                and (own == 0 or self._share_level is None)
+                and (own == 0 or not self._steering.active)
             ):
                 # No news for a whole interval: what we knew of others has left the window. One
                 # probe finds out what is left; the next one waits for another interval.
@@ -249,17 +226,18 @@ class WindowState:
                 self._foreign_until = now + self._interval
             if own >= allowed:
                 wait = self._wait_for_room(now, own - allowed + 1)
-                if self._grow_rate > 0:
-                    wait = min(wait, max(POLL_MIN_S, (own + 1 - level) / self._grow_rate))
+                grow_rate = self._steering.grow_rate
+                if grow_rate > 0:
+                    wait = min(wait, max(POLL_MIN_S, (own + 1 - level) / grow_rate))
                 return None, wait
         self.in_flight += 1
         self._seq += 1
         self._log.append(now)
-        self._daily_sends_since += 1
+        self.daily.on_send()
         self.counters["sent"] += 1
         if self._fallback.gap:
             self._not_before = now + self._fallback.gap
-        elif limit is not None and self._share_level is not None and self._pace:
+        elif limit is not None and self._steering.active and self._pace:
             # Sharing: spread our sends so that our slots, and our news, spread over the window.
             self._not_before = now + self._pace * self._interval / limit
         elif limit is not None and now < self._ramp_until:
@@ -304,7 +282,7 @@ class WindowState:
     @property
     def sharing(self) -> bool:
         """Whether other processes of the same app were seen recently (and steered against)."""
-        return self._share_level is not None
+        return self._steering.active
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """Counters and current state, for logs, summaries and tests."""
@@ -318,12 +296,13 @@ class WindowState:
             peers=self.peers,
             level=self.current_level(now),
             sharing=self.sharing,
-            share_level=self._share_level,
+            share_level=self._steering.level,
             concurrency=self._fallback.concurrency,
             in_flight_cap=self.cap(now),
             gap_s=self._fallback.gap,
             margin_s=self.margin,
-            daily_remaining=self._daily_remaining,
+            daily_remaining=self.daily.remaining,
+            daily_stops=self.daily.stops,
         )
         return data
 
@@ -332,11 +311,7 @@ class WindowState:
     ) -> None:
         self._seen_response = True
         self.counters["responses"] += 1
-        daily_remaining = header_int(headers, HEADER_DAILY_REMAINING)
-        if daily_remaining is not None:
-            self._daily_remaining = daily_remaining
-            # Our sends after this one may not be in the server's figure yet: count them as used.
-            self._daily_sends_since = self._seq - ticket.seq
+        self.daily.on_answer(headers, self._seq - ticket.seq)
         throttled = status == 429
         if throttled:
             self.counters["throttled"] += 1
@@ -366,8 +341,7 @@ class WindowState:
         self._remaining = None
         self._foreign = 0
         self._foreign_peaks.clear()
-        self._share_level = None
-        self._grow_rate = 0.0
+        self._steering.stop()
         self._log.clear()
 
     def _on_window(
@@ -405,7 +379,7 @@ class WindowState:
         foreign = peaks[0][1]
         self._foreign = foreign
         self._foreign_until = now + interval
-        if throttled and foreign_floor <= 1 and self._share_level is None:
+        if throttled and foreign_floor <= 1 and not self._steering.active:
             # Refused for the one slot our log thought free: either our own send had not left the
             # server's window yet (margin too small) or someone else took the slot. Widen the margin
             # and treat it as a sign of others; later answers tell which it was.
@@ -417,49 +391,12 @@ class WindowState:
             self._foreign_seen_at = now
         if self.peers > 1:
             # Peers known: an equal share each (``current_level``); no steering needed.
-            self._share_level = None
-            self._grow_rate = 0.0
+            self._steering.stop()
             return
         if now - self._foreign_seen_at > _SHARED_MEMORY_INTERVALS * interval:
             # Alone: take whatever the server says is free.
-            self._share_level = None
-            self._grow_rate = 0.0
+            self._steering.stop()
             self._level = limit - foreign_floor
             return
-        self._steer(own, foreign, limit, throttled, now)
-
-    def _steer(self, own: int, foreign: int, limit: int, throttled: bool, now: float) -> None:
-        """Sharing with unknown peers: see ``steering.py``."""
-        interval = self._interval
-        if self._share_level is None:
-            level, dt = float(max(own, 1)), 0.0
-        else:
-            level, dt = self.current_level(now), min(now - self._updated_at, interval)
-        self._updated_at = now
         held_now = len(self._log) - bisect.bisect_right(self._log, now - interval)
-        steered = steer(
-            level=level,
-            dt=dt,
-            own=own,
-            held_now=held_now,
-            foreign=foreign,
-            limit=limit,
-            interval=interval,
-            throttled=throttled,
-            gains=self._gains,
-        )
-        self._grow_rate, self._level_ceiling = steered.grow_rate, steered.ceiling
-        self._share_level = steered.level
-        self._level = int(steered.level)
-
-
-__all__ = [
-    "HEADER_DAILY",
-    "HEADER_DAILY_REMAINING",
-    "HEADER_INTERVAL",
-    "HEADER_MAX",
-    "HEADER_REMAINING",
-    "WINDOW_BURST_MAX",
-    "Ticket",
-    "WindowState",
-]
+        self._level = self._steering.update(now, own, held_now, foreign, limit, interval, throttled)

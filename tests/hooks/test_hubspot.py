@@ -209,7 +209,7 @@ def test_dated_api_versions_end_to_end(hubspot_standin, monkeypatch, version):
     assert created.body["status"] == "COMPLETE"
     hook.create_default_associations("contacts", "companies", [{"from": {"id": "5"}, "to": {"id": "6"}}])
     assert hook.read_associations("contacts", "companies", ["1000"])["1000"][0]["toObjectId"] == "6000"
-    assert hook.list_labels("contacts", "companies")
+    assert hook.read_association_types("contacts", "companies")
     prefix = f"/crm/associations/{version}/contacts/companies/"
     assert [r.path for r in hs.requests] == [
         prefix + "batch/create",
@@ -234,7 +234,7 @@ def test_extras_never_travel_as_headers(hubspot_standin, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", hs.connection_uri(**extras))
     hook = fast_hook()
     hook.create_associations("contacts", "companies", pairs(1))
-    hook.list_labels("contacts", "companies")
+    hook.read_association_types("contacts", "companies")
     asyncio.run(fast_hook().aread_associations("contacts", "companies", ["1000"]))
     assert len(hs.requests) == 3
     for record in hs.requests:
@@ -294,7 +294,7 @@ def test_unknown_api_version_is_a_config_error(hubspot_conn):
 @pytest.mark.hubspot_conn(timeout="soon")
 def test_bad_timeout_extra_is_a_config_error(hubspot_conn):
     with pytest.raises(HubSpotConfigError, match="timeout"):
-        fast_hook().list_labels("contacts", "companies")
+        fast_hook().read_association_types("contacts", "companies")
 
 
 def test_test_connection_ok(hubspot_conn):
@@ -447,7 +447,7 @@ def test_a_refused_refresh_token_is_an_auth_error(hubspot_standin, monkeypatch):
 def test_a_429_with_rate_headers_is_retried(hubspot_conn):
     hs = hubspot_conn
     hook = fast_hook()
-    hook.list_labels("contacts", "companies")
+    hook.read_association_types("contacts", "companies")
     hs.start_429_storm(0.3)
     result = hook.create_associations("contacts", "companies", pairs(1))
     assert result.body["status"] == "COMPLETE"
@@ -463,7 +463,7 @@ def test_a_429_with_rate_headers_is_retried(hubspot_conn):
 def test_a_429_without_rate_headers_is_retried_after_retry_after(hubspot_conn):
     hs = hubspot_conn
     hook = fast_hook()
-    hook.list_labels("contacts", "companies")
+    hook.read_association_types("contacts", "companies")
     hs.start_429_storm(0.5)
     started = time.monotonic()
     result = hook.create_associations("contacts", "companies", pairs(1))
@@ -477,7 +477,7 @@ def test_a_429_without_rate_headers_is_retried_after_retry_after(hubspot_conn):
 def test_rate_limit_exhausting_the_budget_is_a_rate_limit_error(hubspot_conn):
     hs = hubspot_conn
     hook = fast_hook(retry_budget_seconds=0.3)
-    hook.list_labels("contacts", "companies")
+    hook.read_association_types("contacts", "companies")
     hs.start_429_storm(5)
     with pytest.raises(HubSpotRateLimitError) as err:
         hook.create_associations("contacts", "companies", pairs(1))
@@ -680,7 +680,7 @@ def test_a_daily_429_is_not_retried(hubspot_conn):
     hook.limiter.daily_reserve = 0
     hook.create_associations("contacts", "companies", pairs(1))
     # Pretend we did not read the header: HubSpot's 429 must stop us.
-    hook.limiter.window._daily_remaining = None
+    hook.limiter.window.daily.remaining = None
     with pytest.raises(HubSpotDailyLimitError) as err:
         hook.create_associations("contacts", "companies", pairs(1, start=5))
     assert err.value.status == 429 and err.value.category == "DAILY"

@@ -125,4 +125,7 @@ class FilePeerBoard:
         """This process no longer wants to send (at exit): take its file off the board."""
         with contextlib.suppress(OSError):
             self.path.unlink()
+        with contextlib.suppress(OSError):  # the last one out removes the app's folder
+            self.folder.rmdir()
         self._next_at = -float("inf")
+        self._registered = False

@@ -80,6 +80,8 @@ def test_the_file_board_counts_processes_that_beat_recently(tmp_path):
     assert a.beat_and_count() == 1
     b.leave()
     assert not b.path.exists() and a.path.exists()
+    a.leave()
+    assert not a.folder.exists()  # the last one out leaves nothing behind
     assert "host" not in str(a.folder) and "app" not in a.folder.name  # a fingerprint, not the key
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 from urllib3 import HTTPConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -41,6 +42,7 @@ from urllib3.exceptions import (
 )
 
 from airflow_hubspot_assoc.client.answers import Answer
+from airflow_hubspot_assoc.client.credentials import Credentials
 
 if TYPE_CHECKING:
     import aiohttp
@@ -80,6 +82,18 @@ class _Route:
     target: str
     headers: dict[str, str]
     pool: HTTPConnectionPool | None = None
+
+
+class BearerAuth(AuthBase):
+    """Adds the current token to requests that other code sends through the hook's session."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if "Authorization" not in request.headers:
+            request.headers["Authorization"] = self._credentials.authorization()
+        return request
 
 
 def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -243,6 +257,7 @@ def async_sender(session: aiohttp.ClientSession, static_headers: Mapping[str, st
 
 __all__ = [
     "AsyncSend",
+    "BearerAuth",
     "SessionTransport",
     "SyncSend",
     "TransportFailed",

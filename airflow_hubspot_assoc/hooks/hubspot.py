@@ -23,10 +23,9 @@ from typing import Any, NoReturn
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests.adapters import HTTPAdapter
-from requests.auth import AuthBase
 
 from airflow_hubspot_assoc import __version__, api
-from airflow_hubspot_assoc.client.credentials import Credentials, credentials_from_connection, default_masker
+from airflow_hubspot_assoc.client.credentials import credentials_from_connection, default_masker
 from airflow_hubspot_assoc.client.hubspot import (
     CONNECT_TIMEOUT_S,
     DEFAULT_READ_TIMEOUT_S,
@@ -39,7 +38,7 @@ from airflow_hubspot_assoc.client.registry import limiter_for
 from airflow_hubspot_assoc.client.retry import RetrySettings
 from airflow_hubspot_assoc.client.sender import AssociationSender, most_in_flight
 from airflow_hubspot_assoc.client.stats import CallStats
-from airflow_hubspot_assoc.client.transport import SessionTransport
+from airflow_hubspot_assoc.client.transport import BearerAuth, SessionTransport
 from airflow_hubspot_assoc.exceptions import (
     HubSpotAuthError,
     HubSpotConfigError,
@@ -54,18 +53,6 @@ HookStats = CallStats
 _USER_AGENT = f"airflow-hubspot-assoc/{__version__}"
 _TEST_CONNECTION_BUDGET_S = 15.0
 _TLS_EXTRAS = ("verify", "verify_ssl", "ssl_verify", "insecure")
-
-
-class _BearerAuth(AuthBase):
-    """Adds the current token to requests sent through ``get_conn()``'s session by other code."""
-
-    def __init__(self, credentials: Credentials) -> None:
-        self._credentials = credentials
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if "Authorization" not in request.headers:
-            request.headers["Authorization"] = self._credentials.authorization()
-        return request
 
 
 class HubSpotHook(HttpHook):
@@ -250,7 +237,7 @@ class HubSpotHook(HttpHook):
         session = requests.Session()
         session.verify = True
         session.headers.update(settings.static_headers)
-        session.auth = _BearerAuth(settings.credentials)
+        session.auth = BearerAuth(settings.credentials)
         size = max(self.max_in_flight_ever, 10)  # a smaller pool would drop and reopen connections
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=size, max_retries=0)
         session.mount("https://", adapter)

@@ -32,8 +32,8 @@ from airflow_hubspot_assoc.progress import ProgressReporter
 if TYPE_CHECKING:
     from airflow_hubspot_assoc.association_types import TypeResolver
     from airflow_hubspot_assoc.checkpoint import CheckpointStore
+    from airflow_hubspot_assoc.client.sender import AssociationSender
     from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
-    from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
     from airflow_hubspot_assoc.records import LoadReport
 
 #: HubSpot's own tooling caps batch create at 100 inputs; a larger batch that HubSpot refuses is split.
@@ -117,7 +117,7 @@ class AssociationLoad:
 
     def __init__(
         self,
-        hook: HubSpotHook,
+        sender: AssociationSender,
         from_type: str,
         to_type: str,
         rows: Iterable[Pair | InvalidRow],
@@ -132,7 +132,7 @@ class AssociationLoad:
         fingerprint: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.hook = hook
+        self.sender = sender
         self.from_type = from_type
         self.to_type = to_type
         self.rows = rows
@@ -202,7 +202,7 @@ class AssociationLoad:
         Without it, an unknown object type or type id would only show as a 400 on every batch.
         """
         try:
-            known = self.hook.association_types(self.from_type, self.to_type)
+            known = self.sender.association_types()
         except HubSpotValidationError as err:
             raise HubSpotConfigError(
                 f"HubSpot does not accept the object pair from_object_type={self.from_type!r} -> "
@@ -256,9 +256,9 @@ class AssociationLoad:
         builder = BatchBuilder(self.settings.batch_size)
         progress = ProgressReporter(self.log, self.report.total, interval=self.settings.progress_interval)
         in_flight = _InFlight()
-        # Threads start as needed: as many as the limiter lets requests be in flight (``in_flight_cap``:
-        # the concurrency cap, or a rate-limit window's free room), never more than the hook allows.
-        workers = self.hook.max_in_flight_ever
+        # Threads start as needed: as many as the limiter lets requests be in flight (``capacity().now``:
+        # the concurrency cap, or a rate-limit window's free room), never more than the sender allows.
+        workers = self.sender.capacity().most
         duplicates_before = 0
         pending_invalid: list[InvalidRow] = []
         last_types: object = None
@@ -278,7 +278,7 @@ class AssociationLoad:
                     # Answered batches wait behind a slow one until their segment commits; counting
                     # them too bounds both memory and what a crash can make a retry send again.
                     while in_flight:
-                        cap = self.hook.in_flight_cap()
+                        cap = self.sender.capacity().now
                         if len(in_flight) < cap and self._uncommitted_batches < 2 * cap:
                             break
                         self._collect(in_flight, block=True)
@@ -311,7 +311,7 @@ class AssociationLoad:
                         close_segment(closed)
                         self._collect(in_flight, block=False)
                         builder.batch_size = self._batch_limit
-                        progress.update(self._committed_rows, self.hook.stats.throttled)
+                        progress.update(self._committed_rows, self.sender.counters().throttled)
                 close_segment(builder.flush())
                 while in_flight:
                     self._collect(in_flight, block=True)
@@ -341,7 +341,7 @@ class AssociationLoad:
             # would bring it back) and wait for a write in flight.
             self._saver.close(discard=True)
         self._finish()
-        progress.update(self._committed_rows, self.hook.stats.throttled, force=True)
+        progress.update(self._committed_rows, self.sender.counters().throttled, force=True)
 
     def _collect(self, in_flight: _InFlight, *, block: bool) -> None:
         """Take in finished requests and commit the segments they complete."""
@@ -413,9 +413,8 @@ class AssociationLoad:
 
     def _send(self, batch: Batch) -> list[BatchOutcome]:
         """Send one batch (on a worker thread); split it when HubSpot says it is too large."""
-        create = self.hook.create_default_associations if batch.default else self.hook.create_associations
         try:
-            response = create(self.from_type, self.to_type, batch.encoded_inputs())
+            response = self.sender.send(batch.encoded_inputs(), default=batch.default)
         except HubSpotValidationError as err:
             size = len(batch.items)
             if err.status in TOO_LARGE_STATUSES and size > HUBSPOT_BATCH_CAP:
@@ -433,7 +432,7 @@ class AssociationLoad:
         return [interpret(batch, response.body)]
 
     def _copy_hook_counters(self) -> None:
-        stats = self.hook.stats
+        stats = self.sender.counters()
         self.report.requests = self.report.base_requests + stats.requests
         self.report.retries = self.report.base_retries + stats.retries
         self.report.throttled = self.report.base_throttled + stats.throttled

@@ -83,8 +83,8 @@ class ProgressSampler:
     """Samples ``(epoch, pairs created, requests sent, 429s)`` of the operator's load a few times a second.
 
     Why a sampler thread and not the operator's progress log: the log is meant for people and comes
-    through structlog; the load's report and hook counters are plain integers that a thread can read
-    without locks. The operator builds its ``AssociationLoad`` inside ``execute``, so the class is
+    through structlog; the load's report and its sender's counters are plain integers that a thread can
+    read cheaply. The operator builds its ``AssociationLoad`` inside ``execute``, so the class is
     wrapped to remember the instance; nothing in the package is changed. Four wake-ups a second cost
     microseconds, far below what the figures resolve.
     """
@@ -123,7 +123,7 @@ class ProgressSampler:
         if not self._loads:
             return
         load = self._loads[-1]
-        stats = load.hook.stats
+        stats = load.sender.counters()
         self.samples.append(
             (time.time(), int(load.report.created), int(stats.requests), int(stats.throttled))
         )

@@ -368,7 +368,7 @@ def shared_limit(ctx: Context) -> list[CaseResult]:
             "smallest process share while all ran",
             figures["min_share_pct"],
             ">=",
-            15.0,
+            18.0,
             "%",
         ),
     ]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from airflow_hubspot_assoc.auth import (
+from airflow_hubspot_assoc.client.credentials import (
     OAuthCredentials,
     PrivateAppToken,
     credentials_from_connection,

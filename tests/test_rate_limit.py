@@ -13,16 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_hubspot_assoc.exceptions import HubSpotDailyLimitError
-from airflow_hubspot_assoc.rate_limit import (
+from airflow_hubspot_assoc.client.headers import (
     HEADER_DAILY_REMAINING,
     HEADER_INTERVAL,
     HEADER_MAX,
     HEADER_REMAINING,
-    RateLimiter,
-    limiter_for,
-    reset_limiters,
 )
+from airflow_hubspot_assoc.client.limiter import RateLimiter
+from airflow_hubspot_assoc.client.peers import STALE_AFTER_S
+from airflow_hubspot_assoc.client.registry import limiter_for, reset_limiters
+from airflow_hubspot_assoc.exceptions import HubSpotDailyLimitError
 
 
 class FakeClock:
@@ -160,7 +160,7 @@ def test_a_refused_request_gives_its_slot_back():
     limiter.release(a, 200, window(3, 0))
     limiter.release(b, 429, window(3, 0))
     assert limiter.snapshot()["throttled"] == 1
-    assert len(limiter._log) == 2
+    assert len(limiter.window._log) == 2
 
 
 def test_a_429_for_a_slot_we_thought_free_widens_the_margin():
@@ -371,7 +371,10 @@ def test_max_in_flight_must_be_positive():
 
 @pytest.mark.parametrize(("processes", "latency"), [(2, 0.01), (2, 0.2), (4, 0.01), (4, 0.05), (4, 0.2)])
 def test_processes_sharing_an_app_share_it_fairly_without_storming(processes, latency):
-    """Several limiters (one per process) on one simulated HubSpot window of 100 per 10 s, 5 minutes."""
+    """Several limiters (one per process) on one simulated HubSpot window of 100 per 10 s, 5 minutes.
+
+    No peer board: processes on different hosts, seen only through the headers (AIMD steering).
+    """
     sent, refused, per_process = simulate(
         [dict(max_in_flight=8)] * processes,
         limit=100,
@@ -510,3 +513,138 @@ def simulate(
     if per_process:
         return accepted, refused[0], done
     return accepted, refused[0]
+
+
+# ----------------------------------------------------------------------------- tasks sharing one app
+class FakePeerBoard:
+    """The file peer board's rule (a peer wants to send if it beat within STALE_AFTER_S), on the fake
+    clock, for processes that are simulated in one test process."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.beats: dict[int, float] = {}
+
+    def member(self, number: int):
+        board = self
+
+        class Member:
+            def beat_and_count(self) -> int:
+                board.beats[number] = board.clock.now
+                return sum(1 for t in board.beats.values() if board.clock.now - t <= STALE_AFTER_S)
+
+            def leave(self) -> None:
+                board.beats.pop(number, None)
+
+        return Member()
+
+
+def simulate_loads(*, starts, requests_each, limit, interval, latency, seed, board: bool):
+    """Discrete-event run of loads (one limiter per process, each ``requests_each`` batches to send).
+
+    Like the benchmark: each process keeps as many requests in flight as its limiter's cap allows, a
+    refused request is sent again, and a waiting process wakes at least every half second (as the
+    permit gate does). Returns, per process, the times HubSpot accepted its requests, and the refusals.
+    """
+    rnd = random.Random(seed)
+    clock = FakeClock()
+    clock.now = 0.0
+    events: list[tuple[float, int, object]] = []
+    counter = [0]
+
+    def at(t: float, fn) -> None:
+        counter[0] += 1
+        heapq.heappush(events, (t, counter[0], fn))
+
+    peers = FakePeerBoard(clock)
+    procs = [
+        RateLimiter(
+            clock=clock, sleep=clock.sleep, max_in_flight=8, **({"peers": peers.member(p)} if board else {})
+        )
+        for p in range(len(starts))
+    ]
+    arrivals: deque[float] = deque()
+    accepted: list[list[float]] = [[] for _ in procs]
+    refused = [0]
+    left = [requests_each] * len(procs)
+    in_flight = [0] * len(procs)
+    parked: list[int] = [0] * len(procs)
+
+    def arrive(t: float) -> dict[str, str] | None:
+        while arrivals and arrivals[0] <= t - interval:
+            arrivals.popleft()
+        if len(arrivals) >= limit:
+            refused[0] += 1
+            return None
+        arrivals.append(t)
+        return window(limit, limit - len(arrivals), int(interval * 1000))
+
+    def work(p: int) -> None:
+        limiter = procs[p]
+        if left[p] <= 0:
+            return
+        if in_flight[p] >= limiter.in_flight_cap():
+            parked[p] += 1
+            return
+        ticket, wait = limiter.try_acquire()
+        if ticket is None:
+            if wait is None:
+                parked[p] += 1
+            else:
+                at(clock.now + min(wait, 0.5), lambda: work(p))
+            return
+        left[p] -= 1
+        in_flight[p] += 1
+        answer: dict = {}
+        one_way = 0.001 + 0.002 * rnd.random()
+        rtt = max(2 * one_way, latency * rnd.uniform(0.67, 1.33))
+
+        def server() -> None:
+            answer["headers"], answer["at"] = arrive(clock.now), clock.now
+
+        def back() -> None:
+            in_flight[p] -= 1
+            if answer["headers"] is None:
+                limiter.release(ticket, 429, window(limit, 0, int(interval * 1000)))
+                left[p] += 1
+            else:
+                limiter.release(ticket, 201, answer["headers"])
+                accepted[p].append(answer["at"])
+            for _ in range(parked[p] + 1):
+                at(clock.now, lambda: work(p))
+            parked[p] = 0
+
+        at(clock.now + one_way, server)
+        at(clock.now + rtt, back)
+
+    for p, start in enumerate(starts):
+        for _ in range(8):
+            at(start, lambda p=p: work(p))
+    while events:
+        t, _, fn = heapq.heappop(events)
+        clock.now = t
+        fn()
+    return accepted, refused[0]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("starts", [(0.0, 0.3, 0.6, 1.2), (0.0, 0.8, 1.6, 2.4), (0.0, 0.05, 0.1, 0.15)])
+def test_four_tasks_of_one_app_on_one_host_get_equal_shares(starts, seed):
+    """The benchmark's scenario on the fake clock: four tasks, R = 100 per 10 s, 150 batches each.
+
+    Aggregate >= 90% of R x B / 10 (from the first start to the last answer), 429s <= 2%, and every
+    task >= 18% of what was accepted while all four were sending (latest start to earliest finish).
+    """
+    accepted, refused = simulate_loads(
+        starts=starts, requests_each=150, limit=100, interval=10.0, latency=0.15, seed=seed, board=True
+    )
+    total = sum(len(a) for a in accepted)
+    assert total == 600
+    span = max(a[-1] for a in accepted) - min(starts)
+    assert total / span >= 0.9 * 100 / 10.0
+    assert refused <= 0.02 * (total + refused)
+    overlap_start, overlap_end = max(starts), min(a[-1] for a in accepted)
+    during = [sum(overlap_start <= t <= overlap_end for t in a) for a in accepted]
+    shares = [n / sum(during) for n in during]
+    assert min(shares) >= 0.18, shares
+    merged = sorted(t for a in accepted for t in a)
+    assert max_in_any_window(merged, 10.0) <= 100

@@ -18,12 +18,12 @@ from airflow_hubspot_assoc.association_types import (
     check_type_id,
 )
 from airflow_hubspot_assoc.checkpoint import CheckpointStore, checkpoint_key
+from airflow_hubspot_assoc.client.headers import WINDOW_BURST_MAX
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotError
 from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 from airflow_hubspot_assoc.load import AssociationLoad, LoadSettings
 from airflow_hubspot_assoc.pairs import PairReader
-from airflow_hubspot_assoc.rate_limit import WINDOW_BURST_MAX
 from airflow_hubspot_assoc.records import LoadReport
 from airflow_hubspot_assoc.storage import describe_connection
 from airflow_hubspot_assoc.ui import HUBSPOT_UI_COLOR
@@ -210,7 +210,7 @@ class BatchCreateAssociationsOperator(BaseOperator):
             },
         )
         load = AssociationLoad(
-            hook,
+            hook.sender(from_type, to_type),
             from_type,
             to_type,
             reader,

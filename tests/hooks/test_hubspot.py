@@ -15,6 +15,8 @@ import time
 import pytest
 import requests
 
+from airflow_hubspot_assoc import api
+from airflow_hubspot_assoc.client.registry import reset_limiters
 from airflow_hubspot_assoc.exceptions import (
     HubSpotAuthError,
     HubSpotConfigError,
@@ -27,7 +29,6 @@ from airflow_hubspot_assoc.exceptions import (
     UnknownLabelError,
 )
 from airflow_hubspot_assoc.hooks.hubspot import BatchResponse, HubSpotHook
-from airflow_hubspot_assoc.rate_limit import reset_limiters
 from airflow_hubspot_assoc.testing import FaultConfig, LatencyConfig, OAuthApp, RateLimitConfig
 
 FAST_WINDOW = RateLimitConfig(max_requests=100, interval_ms=1000)
@@ -208,7 +209,7 @@ def test_dated_api_versions_end_to_end(hubspot_standin, monkeypatch, version):
     assert created.body["status"] == "COMPLETE"
     hook.create_default_associations("contacts", "companies", [{"from": {"id": "5"}, "to": {"id": "6"}}])
     assert hook.read_associations("contacts", "companies", ["1000"])["1000"][0]["toObjectId"] == "6000"
-    assert hook.list_labels("contacts", "companies")
+    assert hook.read_association_types("contacts", "companies")
     prefix = f"/crm/associations/{version}/contacts/companies/"
     assert [r.path for r in hs.requests] == [
         prefix + "batch/create",
@@ -233,7 +234,7 @@ def test_extras_never_travel_as_headers(hubspot_standin, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", hs.connection_uri(**extras))
     hook = fast_hook()
     hook.create_associations("contacts", "companies", pairs(1))
-    hook.list_labels("contacts", "companies")
+    hook.read_association_types("contacts", "companies")
     asyncio.run(fast_hook().aread_associations("contacts", "companies", ["1000"]))
     assert len(hs.requests) == 3
     for record in hs.requests:
@@ -293,7 +294,7 @@ def test_unknown_api_version_is_a_config_error(hubspot_conn):
 @pytest.mark.hubspot_conn(timeout="soon")
 def test_bad_timeout_extra_is_a_config_error(hubspot_conn):
     with pytest.raises(HubSpotConfigError, match="timeout"):
-        fast_hook().list_labels("contacts", "companies")
+        fast_hook().read_association_types("contacts", "companies")
 
 
 def test_test_connection_ok(hubspot_conn):
@@ -446,7 +447,7 @@ def test_a_refused_refresh_token_is_an_auth_error(hubspot_standin, monkeypatch):
 def test_a_429_with_rate_headers_is_retried(hubspot_conn):
     hs = hubspot_conn
     hook = fast_hook()
-    hook.list_labels("contacts", "companies")
+    hook.read_association_types("contacts", "companies")
     hs.start_429_storm(0.3)
     result = hook.create_associations("contacts", "companies", pairs(1))
     assert result.body["status"] == "COMPLETE"
@@ -462,7 +463,7 @@ def test_a_429_with_rate_headers_is_retried(hubspot_conn):
 def test_a_429_without_rate_headers_is_retried_after_retry_after(hubspot_conn):
     hs = hubspot_conn
     hook = fast_hook()
-    hook.list_labels("contacts", "companies")
+    hook.read_association_types("contacts", "companies")
     hs.start_429_storm(0.5)
     started = time.monotonic()
     result = hook.create_associations("contacts", "companies", pairs(1))
@@ -476,7 +477,7 @@ def test_a_429_without_rate_headers_is_retried_after_retry_after(hubspot_conn):
 def test_rate_limit_exhausting_the_budget_is_a_rate_limit_error(hubspot_conn):
     hs = hubspot_conn
     hook = fast_hook(retry_budget_seconds=0.3)
-    hook.list_labels("contacts", "companies")
+    hook.read_association_types("contacts", "companies")
     hs.start_429_storm(5)
     with pytest.raises(HubSpotRateLimitError) as err:
         hook.create_associations("contacts", "companies", pairs(1))
@@ -678,7 +679,8 @@ def test_a_daily_429_is_not_retried(hubspot_conn):
     hook = fast_hook()
     hook.limiter.daily_reserve = 0
     hook.create_associations("contacts", "companies", pairs(1))
-    hook.limiter._daily_remaining = None  # pretend we did not read the header: HubSpot's 429 must stop us
+    # Pretend we did not read the header: HubSpot's 429 must stop us.
+    hook.limiter.window.daily.remaining = None
     with pytest.raises(HubSpotDailyLimitError) as err:
         hook.create_associations("contacts", "companies", pairs(1, start=5))
     assert err.value.status == 429 and err.value.category == "DAILY"
@@ -779,3 +781,43 @@ def test_backoff_is_bounded_exponential_with_full_jitter_within_the_budget(hubsp
     assert len(set(delays)) == len(delays)  # jittered, not a fixed schedule
     assert hook.stats.snapshot()["retries"] == len(delays)
     assert len(hubspot_conn.requests) == len(delays) + 1
+
+
+@pytest.mark.parametrize("method", ["run", "run_and_check", "run_with_advanced_retry"])
+def test_httphooks_run_family_is_refused_rather_than_bypassing_the_client(hubspot_conn, method):
+    hook = fast_hook()
+    with pytest.raises(NotImplementedError, match=r"bypass the rate limiter, the retry policy and the token"):
+        if method == "run_and_check":
+            hook.run_and_check(hook.get_conn(), requests.Request("GET", hubspot_conn.url).prepare(), {})
+        else:
+            getattr(hook, method)("/crm/v4/associations/contacts/companies/labels")
+    assert hubspot_conn.requests == []  # nothing went out
+
+
+def test_the_old_label_method_names_still_work(hubspot_conn):
+    hook = fast_hook()
+    fresh = hook.read_association_types("contacts", "companies")
+    assert fresh and {"category", "typeId", "label"} <= set(fresh[0])
+    assert hook.list_labels("contacts", "companies") == fresh
+    requests_before = len(hubspot_conn.requests)
+    assert (
+        hook.association_types("contacts", "companies")
+        == fresh
+        == hook.cached_association_types("contacts", "companies")
+    )
+    assert len(hubspot_conn.requests) == requests_before  # cached: no new request
+
+
+def test_the_sender_sends_and_reports_capacity_and_counters(hubspot_conn):
+    hook = fast_hook(max_concurrency=3, max_burst=20)
+    sender = hook.sender("contacts", "companies")
+    assert sender.capacity().most == 20
+    assert sender.capacity().now == 1  # nothing known yet: one request until the first answer
+    encoded = api.JsonArray(json.dumps(pairs(2)).encode())
+    assert sender.send(encoded, default=False).body["status"] == "COMPLETE"
+    default = [{"from": p["from"], "to": p["to"]} for p in pairs(1, start=4000)]
+    assert sender.send(api.JsonArray(json.dumps(default).encode()), default=True).status_code in (200, 201)
+    assert sender.capacity().now >= 3
+    counters = sender.counters()
+    assert (counters.requests, counters.retries, counters.throttled) == (2, 0, 0)
+    assert [r.endpoint for r in hubspot_conn.requests] == ["batch_create", "batch_associate_default"]

@@ -25,9 +25,9 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from airflow_hubspot_assoc.client.registry import reset_limiters
+from airflow_hubspot_assoc.client.transport import SessionTransport, as_requests_error
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
-from airflow_hubspot_assoc.rate_limit import reset_limiters
-from airflow_hubspot_assoc.transport import SessionTransport, as_requests_error
 
 
 class _ForwardingProxy(BaseHTTPRequestHandler):

@@ -1,11 +1,10 @@
-"""Send the hook's requests through its ``requests`` session's own connection pools, minus the overhead.
+"""Send requests through a ``requests`` session's own urllib3 pools (sync), or aiohttp (async).
 
-Why: through ``Session.send`` a 100-input batch cost the client about 410 microseconds of CPU on the
-machine the benchmarks ran on, and 180 through the same urllib3 pool called directly; the
-difference (copying the prepared request, the cookie jar, response hooks, building a ``Response``)
-was the largest single cost per pair of the whole load. So the hook keeps a ``requests.Session``
-for everything that decides *where and how securely* a request goes, and skips only the per-request
-bookkeeping it does not use:
+Why: through ``Session.send`` each request pays for copying the prepared request, the cookie jar,
+response hooks and building a ``Response``; for a load of small batches that bookkeeping was the
+largest single cost per pair (the README's performance section has the figures). So the client
+keeps a ``requests.Session`` for everything that decides *where and how securely* a request goes,
+and skips only the per-request bookkeeping it does not use:
 
 * the session's adapter picks the pool, exactly as ``HTTPAdapter.send`` does: TLS verified with the
   CA bundle the environment names, the proxy the environment names (``HTTPS_PROXY`` / ``NO_PROXY``),
@@ -16,18 +15,21 @@ bookkeeping it does not use:
   keep one set of exceptions to handle.
 
 Cookies are not kept: HubSpot's API authenticates by token, and a client that replays cookies set by
-a load balancer gains nothing.
+a load balancer gains nothing. Both senders turn their transport failures into ``TransportFailed``,
+so the call loop (``calls.py``) has one failure type for sync and async.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 from urllib3 import HTTPConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -39,14 +41,35 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from airflow_hubspot_assoc.client.answers import Answer
+from airflow_hubspot_assoc.client.credentials import Credentials
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What came back: status, headers (case-insensitive mapping) and the decoded body."""
+if TYPE_CHECKING:
+    import aiohttp
 
-    status: int
-    headers: Mapping[str, str]
-    content: bytes
+#: Send one request: method, URL, body, per-attempt headers; an Answer, or TransportFailed.
+SyncSend = Callable[[str, str, "bytes | None", Mapping[str, str]], Answer]
+AsyncSend = Callable[[str, str, "bytes | None", Mapping[str, str]], Awaitable[Answer]]
+_SYNC_TRANSPORT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+class TransportFailed(Exception):
+    """No HTTP answer (connection error, timeout, TLS): what the retry policy needs to know of it.
+
+    Both drivers raise it (the sync one from ``requests``' errors, the async one from aiohttp's), so
+    the call loop handles one failure type.
+    """
+
+    def __init__(self, cause: BaseException, url: str, *, tls: bool, timed_out: bool) -> None:
+        super().__init__(f"{type(cause).__name__} for {url}")
+        self.cause = cause
+        self.url = url
+        self.tls = tls
+        self.timed_out = timed_out
 
 
 @dataclass(slots=True)
@@ -59,6 +82,18 @@ class _Route:
     target: str
     headers: dict[str, str]
     pool: HTTPConnectionPool | None = None
+
+
+class BearerAuth(AuthBase):
+    """Adds the current token to requests that other code sends through the hook's session."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if "Authorization" not in request.headers:
+            request.headers["Authorization"] = self._credentials.authorization()
+        return request
 
 
 def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -89,6 +124,26 @@ class SessionTransport:
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._routes: dict[tuple[str, str], _Route] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_session(
+        cls, session: requests.Session, base_url: str, *, connect_timeout: float, read_timeout: float
+    ) -> SessionTransport:
+        """A transport over ``session`` for ``base_url``, with what the environment says for it.
+
+        What requests would read from the environment on every call (proxies, a CA bundle) is read
+        once: scanning os.environ per request costs more CPU than the rest of the request. TLS
+        verification stays on whatever the environment says; only the CA bundle may change.
+        """
+        env = session.merge_environment_settings(base_url, {}, None, None, None)
+        verify = env.get("verify")
+        return cls(
+            session,
+            verify=verify if isinstance(verify, str) and verify else True,
+            proxies=env.get("proxies") or {},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
 
     def _route(self, method: str, url: str) -> _Route:
         route = self._routes.get((method, url))
@@ -168,4 +223,45 @@ def as_requests_error(err: Exception) -> Exception:
     return kind(err)
 
 
-__all__ = ["Answer", "SessionTransport", "as_requests_error"]
+def sync_sender(transport: SessionTransport) -> SyncSend:
+    """``transport.send`` with its transport failures as ``TransportFailed``."""
+
+    def send(method: str, url: str, body: bytes | None, headers: Mapping[str, str]) -> Answer:
+        try:
+            return transport.send(method, url, body, headers)
+        except _SYNC_TRANSPORT_ERRORS as err:
+            tls = isinstance(err, requests.exceptions.SSLError)
+            raise TransportFailed(err, url, tls=tls, timed_out=isinstance(err, requests.Timeout)) from err
+
+    return send
+
+
+def async_sender(session: aiohttp.ClientSession, static_headers: Mapping[str, str]) -> AsyncSend:
+    """Send through an aiohttp session (no redirects followed, body read whole), failures as above."""
+    import ssl
+
+    import aiohttp
+
+    async def send(method: str, url: str, body: bytes | None, headers: Mapping[str, str]) -> Answer:
+        try:
+            async with session.request(
+                method, url, data=body, headers={**static_headers, **headers}, allow_redirects=False
+            ) as response:
+                return Answer(response.status, response.headers, await response.read())
+        except (TimeoutError, aiohttp.ClientError) as err:
+            tls = isinstance(err, aiohttp.ClientSSLError | ssl.SSLError)
+            raise TransportFailed(err, url, tls=tls, timed_out=isinstance(err, TimeoutError)) from err
+
+    return send
+
+
+__all__ = [
+    "AsyncSend",
+    "BearerAuth",
+    "SessionTransport",
+    "SyncSend",
+    "TransportFailed",
+    "as_requests_error",
+    "async_sender",
+    "sync_sender",
+]

@@ -1,0 +1,69 @@
+"""The narrow interface a load sends through: one object per load, built by the operator.
+
+Why: the load must not reach back into the hook (for its pool size, its in-flight cap per batch or its
+counters). It drives; this object answers three questions: send this batch, how many may be in flight
+(now, and at most ever, to size the pool), and what did sending cost so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_hubspot_assoc import api
+from airflow_hubspot_assoc.client.headers import WINDOW_BURST_MAX
+from airflow_hubspot_assoc.client.hubspot import BatchResponse, HubSpotClient
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """Requests that may be in flight now, and the most there can ever be (threads worth starting)."""
+
+    now: int
+    most: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendCounters:
+    """What sending has cost so far: requests made, retries, and 429s seen."""
+
+    requests: int
+    retries: int
+    throttled: int
+
+
+def most_in_flight(max_concurrency: int, max_burst: int | None) -> int:
+    """The most requests a client can have in flight at once: the concurrency cap or the burst cap."""
+    return max(max_concurrency, WINDOW_BURST_MAX if max_burst is None else max_burst)
+
+
+class AssociationSender:
+    """Sends one load's batches for one object pair through a client.
+
+    :param most: the most requests in flight at once (see ``most_in_flight``).
+    """
+
+    def __init__(self, client: HubSpotClient, from_type: str, to_type: str, *, most: int) -> None:
+        self._client = client
+        self.from_type = from_type
+        self.to_type = to_type
+        self._most = most
+
+    def send(self, inputs: api.JsonArray, *, default: bool) -> BatchResponse:
+        """Create a batch's associations: default (unlabelled) ones, or with the types in ``inputs``."""
+        client = self._client
+        create = client.create_default_associations if default else client.create_associations
+        return create(self.from_type, self.to_type, inputs)
+
+    def capacity(self) -> Capacity:
+        """How many may be in flight now (the window's room or the concurrency cap) and at most."""
+        return Capacity(min(self._client.limiter.in_flight_cap(), self._most), self._most)
+
+    def counters(self) -> SendCounters:
+        """Requests, retries and 429s of the client so far."""
+        stats = self._client.stats.snapshot()
+        return SendCounters(stats["requests"], stats["retries"], stats["throttled"])
+
+    def association_types(self) -> list[dict[str, Any]]:
+        """The object pair's association types (cached): checked before the first write."""
+        return self._client.cached_association_types(self.from_type, self.to_type)

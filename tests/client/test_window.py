@@ -1,0 +1,99 @@
+"""The window state machine on its own (no lock, no thread), and the file peer board on real files."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from airflow_hubspot_assoc.client.headers import HEADER_INTERVAL, HEADER_MAX, HEADER_REMAINING
+from airflow_hubspot_assoc.client.peers import STALE_AFTER_S, FilePeerBoard
+from airflow_hubspot_assoc.client.window import WindowState
+
+
+def headers(limit: int, remaining: int, interval_ms: int = 10_000) -> dict[str, str]:
+    return {HEADER_MAX: str(limit), HEADER_REMAINING: str(remaining), HEADER_INTERVAL: str(interval_ms)}
+
+
+def send_all(state: WindowState, now: float) -> list:
+    tickets = []
+    while (ticket := state.try_send(now)[0]) is not None:
+        tickets.append(ticket)
+    return tickets
+
+
+def test_alone_the_whole_window_then_one_more_per_expiry():
+    state = WindowState(max_in_flight=4, ramp=0.0)
+    first, wait = state.try_send(0.0)
+    assert first is not None and state.try_send(0.0) == (None, None)  # one at a time until an answer
+    state.release(first, 200, headers(10, 9), None, 0.1)
+    burst = send_all(state, 0.1)
+    assert len(burst) == 9  # the window's room, far beyond max_in_flight
+    for ticket in burst:
+        state.release(ticket, 200, headers(10, 0), None, 0.2)
+    ticket, wait = state.try_send(0.2)
+    assert ticket is None and wait == pytest.approx(10.0 + state.margin - 0.2)
+    assert state.try_send(10.0 + state.margin)[0] is not None
+
+
+def test_known_peers_split_the_window_evenly_once_the_old_split_has_left_it():
+    state = WindowState(max_in_flight=4, ramp=0.0)
+    first, _ = state.try_send(0.0)
+    state.release(first, 200, headers(100, 99), None, 0.1)
+    burst = send_all(state, 0.1)
+    assert len(burst) == 99  # alone: all of it
+    for ticket in burst:
+        state.release(ticket, 200, headers(100, 0), None, 0.2)
+    state.set_peers(4, 1.0)
+    # Others' sends are unknown yet and ours fill the window: nothing more until they leave it.
+    assert state.try_send(1.0)[0] is None
+    settled = 1.0 + 10.0 + state.margin + 1.0
+    assert state.snapshot(settled)["level"] == 25  # then a quarter each
+    assert len(send_all(state, settled)) == 25
+    state.set_peers(2, settled + 1)  # two left: half each, within what the server reports free
+    assert state.current_level(settled + 1) <= 50
+    assert state.current_level(settled + 1 + 12.0) == 50
+
+
+def test_a_newcomer_waits_for_the_split_to_settle_not_for_news():
+    state = WindowState(max_in_flight=4, ramp=0.0)
+    first, _ = state.try_send(0.0)
+    state.set_peers(4, 0.0)
+    state.release(first, 429, headers(100, 0), None, 0.1)  # the others hold the whole window
+    ticket, wait = state.try_send(0.2)
+    assert ticket is None and 0 < wait <= 0.0 + 10.0 + state.margin + 1.0 - 0.2 + 1e-9
+    assert len(send_all(state, 12.0)) == 25
+
+
+def test_the_file_board_counts_processes_that_beat_recently(tmp_path):
+    now = [1_000.0]
+    a = FilePeerBoard("host|app", root=tmp_path, wall=lambda: now[0], member="a")
+    b = FilePeerBoard("host|app", root=tmp_path, wall=lambda: now[0], member="b")
+    other_app = FilePeerBoard("host|other", root=tmp_path, wall=lambda: now[0], member="c")
+    assert a.beat_and_count() == 1
+    assert b.beat_and_count() == 2
+    assert other_app.beat_and_count() == 1
+    assert a.beat_and_count() == 1  # read at most every half second: the last figure
+    now[0] += 0.6
+    assert a.beat_and_count() == 2
+    now[0] += STALE_AFTER_S + 0.1  # b stopped wanting to send
+    assert a.beat_and_count() == 1
+    b.leave()
+    assert not b.path.exists() and a.path.exists()
+    a.leave()
+    assert not a.folder.exists()  # the last one out leaves nothing behind
+    assert "host" not in str(a.folder) and "app" not in a.folder.name  # a fingerprint, not the key
+
+
+def test_the_file_board_forgets_files_of_dead_processes_and_survives_a_read_only_dir(tmp_path):
+    now = [1_000_000.0]
+    a = FilePeerBoard("k", root=tmp_path, wall=lambda: now[0], member="a")
+    a.beat_and_count()
+    dead = a.folder / "12345-dead"
+    dead.touch()
+    os.utime(dead, (now[0] - 7200, now[0] - 7200))
+    now[0] += 1
+    assert a.beat_and_count() == 1 and not dead.exists()
+    blocked = FilePeerBoard("k", root=tmp_path / "file", wall=lambda: now[0])
+    (tmp_path / "file").write_text("not a folder")
+    assert blocked.beat_and_count() == 1

@@ -18,7 +18,7 @@ from airflow_hubspot_assoc.testing.config import (
     StandInConfig,
 )
 from airflow_hubspot_assoc.testing.server import HubSpotStandIn
-from airflow_hubspot_assoc.testing.stats import RequestRecord, Stats
+from airflow_hubspot_assoc.testing.stats import LoggedRequest, RequestRecord, Stats
 
 __all__ = [
     "DEFAULT_TOKEN",
@@ -26,6 +26,7 @@ __all__ = [
     "HubSpotStandIn",
     "LabelConfig",
     "LatencyConfig",
+    "LoggedRequest",
     "OAuthApp",
     "RateLimitConfig",
     "RequestRecord",

@@ -5,9 +5,11 @@
 - :mod:`.engine`: the check over missing and unread pairs, one sans-I/O step with a sync and an async
   driver, and the trigger's encoding of missing pairs.
 
-May import ``record``, ``association_types``, ``api``, ``exceptions``, ``batches`` and ``pairs``;
-never ``hooks``, ``sensors``, ``triggers`` or Airflow (the failed-pairs file on object storage opens
-through ``airflow.sdk.ObjectStoragePath``, lazily).
+May import ``record``, ``association_types``, ``constants``, ``api``, ``exceptions``, ``batches`` and
+``pairs``; never ``hooks``, ``sensors``, ``triggers``, ``operators``, ``load``, ``assets`` or
+``lineage``: the reads come in as functions (the hook's ``read_associations`` /
+``aread_associations``). Airflow itself only through the error tree and, lazily,
+``ObjectStoragePath`` for a failed-pairs file on object storage.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from airflow_hubspot_assoc.constants import BATCH_CREATE_MAX_INPUTS as BATCH_CREATE_MAX_INPUTS
+from airflow_hubspot_assoc.constants import BATCH_READ_MAX_INPUTS as BATCH_READ_MAX_INPUTS
+from airflow_hubspot_assoc.constants import BATCH_SIZE_MAX as BATCH_SIZE_MAX
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError
 
 DEFAULT_API_VERSION = "v4"
@@ -21,9 +24,6 @@ _DATED_VERSION = re.compile(r"^20\d{2}-(?:03|09)$")
 _OBJECT_TYPE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 _QUOTE_LIMIT = 120
-
-BATCH_READ_MAX_INPUTS = 1_000
-BATCH_CREATE_MAX_INPUTS = 100
 
 
 class JsonArray(bytes):

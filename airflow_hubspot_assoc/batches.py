@@ -17,8 +17,6 @@ from airflow_hubspot_assoc.api import JsonArray
 from airflow_hubspot_assoc.association_types import Types
 from airflow_hubspot_assoc.pairs import Pair
 
-STATUSES = ("PENDING", "PROCESSING", "CANCELED", "COMPLETE")
-
 # Context keys in which HubSpot names the records of an error, by the side they name.
 _FROM_KEYS = ("fromObjectId", "fromObjectIds", "fromId", "fromIds")
 _TO_KEYS = ("toObjectId", "toObjectIds", "toId", "toIds")

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_hubspot_assoc.api import BATCH_CREATE_MAX_INPUTS
 from airflow_hubspot_assoc.batches import Batch, BatchBuilder, BatchOutcome, interpret, whole_batch_failure
 from airflow_hubspot_assoc.checkpoint import CheckpointSaver
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotValidationError, PairInputError
@@ -34,10 +35,10 @@ if TYPE_CHECKING:
     from airflow_hubspot_assoc.checkpoint import CheckpointStore
     from airflow_hubspot_assoc.client.sender import AssociationSender
     from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
-    from airflow_hubspot_assoc.records import LoadReport
+    from airflow_hubspot_assoc.report import LoadReport
 
 #: HubSpot's own tooling caps batch create at 100 inputs; a larger batch that HubSpot refuses is split.
-HUBSPOT_BATCH_CAP = 100
+HUBSPOT_BATCH_CAP = BATCH_CREATE_MAX_INPUTS
 TOO_LARGE_STATUSES = frozenset({400, 413})
 #: Distinct per-row type ids checked before the first write (more would only be checked by HubSpot).
 MAX_CHECKED_TYPE_IDS = 1_000

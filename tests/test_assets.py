@@ -15,6 +15,7 @@ from airflow_hubspot_assoc.assets import (
     parse_uri,
 )
 from airflow_hubspot_assoc.get_provider_info import get_provider_info
+from airflow_hubspot_assoc.record import BatchRecord
 
 
 def test_the_helper_builds_a_stable_uri():
@@ -115,7 +116,7 @@ def test_normalize_uri_is_idempotent():
 
 
 def test_the_asset_names_the_same_openlineage_dataset_as_the_operator_output():
-    from airflow_hubspot_assoc.lineage import LineageDataset, associations_dataset
+    from airflow_hubspot_assoc.datasets import LineageDataset, associations_dataset
 
     asset = hubspot_associations_asset("contacts", "companies", portal="12345678")
     expected = LineageDataset("hubspot://12345678", "associations/contacts/companies")
@@ -143,16 +144,15 @@ def test_outlet_events_get_the_counts_of_a_matching_pair_only(caplog):
     other = hubspot_associations_asset("deals", "companies")
     unrelated = Asset("s3://bucket/export")
     events = _OutletEvents()
-    record = {"status": "COMPLETE", "total": 3, "created": 2, "failed": 1, "invalid": 0, "dryRun": False}
-    matched = assets.describe_outlet_events(
-        [matching, other, unrelated], {"outlet_events": events}, "contacts", "0-2", record
-    )
+    counts = {"status": "COMPLETE", "total": 3, "created": 2, "failed": 1, "invalid": 0, "dryRun": False}
+    record = BatchRecord.from_xcom({**counts, "fromObjectType": "contacts", "toObjectType": "0-2"})
+    matched = assets.describe_outlet_events([matching, other, unrelated], {"outlet_events": events}, record)
     assert matched == 1
     assert events[matching].extra == {
-        **record,
+        **counts,
         "fromObjectType": "contacts",
         "toObjectType": "companies",
     }
     assert other not in events and unrelated not in events
     assert "names the deals -> companies associations" in caplog.text
-    assert assets.describe_outlet_events([matching], {}, "contacts", "companies", record) == 0
+    assert assets.describe_outlet_events([matching], {}, record) == 0

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, XComArg
 
 from airflow_hubspot_assoc import assets, lineage, links
+from airflow_hubspot_assoc.api import BATCH_SIZE_MAX
 from airflow_hubspot_assoc.association_types import (
     DEFAULT_ASSOCIATION,
     AssociationType,
@@ -23,15 +24,17 @@ from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotError
 from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 from airflow_hubspot_assoc.load import AssociationLoad, LoadSettings
+from airflow_hubspot_assoc.operators.upstream import dag_of, upstream_xcoms
 from airflow_hubspot_assoc.pairs import PairReader
-from airflow_hubspot_assoc.records import LoadReport
+from airflow_hubspot_assoc.record import BatchRecord
+from airflow_hubspot_assoc.report import LoadReport
 from airflow_hubspot_assoc.storage import describe_connection
 from airflow_hubspot_assoc.ui import HUBSPOT_UI_COLOR
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-MAX_BATCH_SIZE = 2_000
+MAX_BATCH_SIZE = BATCH_SIZE_MAX
 MAX_CONCURRENCY = 64
 
 
@@ -181,6 +184,9 @@ class BatchCreateAssociationsOperator(BaseOperator):
         self.progress_interval = progress_interval
         self.hubspot_conn_id = hubspot_conn_id
         self._stop = threading.Event()
+        # What execute learnt, for the OpenLineage facets on completion.
+        self._files_read: tuple[str, ...] = ()
+        self._record: BatchRecord | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate the whole input, send it, and return the batch record."""
@@ -204,10 +210,8 @@ class BatchCreateAssociationsOperator(BaseOperator):
             source=self._source_reference(reader),
             dry_run=self.is_dry_run,
             failed_pairs_path=failed_path,
-            extra={
-                "defaultTypes": [t.as_spec() for t in default_types],
-                "defaultCategory": self.association_category,
-            },
+            default_types=default_types,
+            default_category=self.association_category,
         )
         load = AssociationLoad(
             hook.sender(from_type, to_type),
@@ -244,14 +248,13 @@ class BatchCreateAssociationsOperator(BaseOperator):
         load.send()
         if checkpoint is not None:
             checkpoint.clear()
-        record = report.to_record()
-        record["resumed"] = skipped > 0
-        record["resumedSkipped"] = skipped
-        self.log.info("%s", summary_line(record))
-        lineage.remember_run(self, reader, record)
-        assets.describe_outlet_events(self.outlets, context, from_type, to_type, record)
+        record = report.to_record(resumed_skipped=skipped)
+        self.log.info("%s", record.summary())
+        self._files_read = _files_of(reader)
+        self._record = record
+        assets.describe_outlet_events(self.outlets, context, record)
         self._enforce_policy(record)
-        return record
+        return record.to_xcom()
 
     def on_kill(self) -> None:
         """Stop sending new batches; the load logs how far it got once the requests in flight return."""
@@ -260,11 +263,11 @@ class BatchCreateAssociationsOperator(BaseOperator):
 
     def get_openlineage_facets_on_start(self) -> Any:
         """OpenLineage: the input files or upstream task, and the pair's associations (see ``lineage``)."""
-        return lineage.facets_on_start(self)
+        return lineage.facets_on_start(self._lineage)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage after the load: the files read and how many associations were created."""
-        return lineage.facets_on_complete(self, task_instance)
+        return lineage.facets_on_complete(self._lineage, self._files_read, self._record)
 
     # -- helpers ----------------------------------------------------------------------------
     def _reader(self) -> PairReader:
@@ -331,18 +334,36 @@ class BatchCreateAssociationsOperator(BaseOperator):
             }
         return {"kind": "xcom", "description": reader.description}
 
-    def _enforce_policy(self, record: dict[str, Any]) -> None:
-        if record["status"] == "CANCELED":
-            reasons = "; ".join(str(e.get("message")) for e in record["errors"][:5]) or "no reason given"
-            raise HubSpotError(f"HubSpot canceled at least one batch: {reasons}. {summary_line(record)}")
-        total = record["total"]
-        bad = record["failed"] + record["invalid"]
+    def _enforce_policy(self, record: BatchRecord) -> None:
+        if record.status == "CANCELED":
+            reasons = "; ".join(str(e.get("message")) for e in record.errors[:5]) or "no reason given"
+            raise HubSpotError(f"HubSpot canceled at least one batch: {reasons}. {record.summary()}")
+        total = record.total
+        bad = record.num_errors
         if total and bad / total > self.max_failed_ratio:
-            where = f" Failed pairs: {record['failedPairsPath']}." if record["failedPairsPath"] else ""
+            where = f" Failed pairs: {record.failed_pairs_path}." if record.failed_pairs_path else ""
             raise HubSpotError(
                 f"{bad:,} of {total:,} pairs failed or were invalid, over max_failed_ratio="
-                f"{self.max_failed_ratio}.{where} {summary_line(record)}"
+                f"{self.max_failed_ratio}.{where} {record.summary()}"
             )
+
+    def _lineage(self) -> lineage.LoadLineage:
+        """The load as OpenLineage sees it: plain values (the connection is read through the hook)."""
+        hook = HubSpotHook(self.hubspot_conn_id)
+        portal_id = hook.portal_id  # reads the connection; the hook then knows its base URL
+        pairs_path = self.pairs_path
+        dag = dag_of(self)
+        return lineage.LoadLineage(
+            from_type=str(self.from_object_type),
+            to_type=str(self.to_object_type),
+            pairs_path=str(pairs_path)
+            if pairs_path is not None and not isinstance(pairs_path, XComArg)
+            else None,
+            xcom_inputs=tuple(upstream_xcoms(self)) if pairs_path is None else (),
+            dag_id=getattr(dag, "dag_id", None) or "unknown",
+            portal_id=portal_id,
+            base_url=hook.base_url,
+        )
 
 
 def _object_type(parameter: str, value: Any) -> str:
@@ -355,12 +376,8 @@ def _object_type(parameter: str, value: Any) -> str:
         raise HubSpotConfigError(f"{parameter}: {err}") from err
 
 
-def summary_line(record: dict[str, Any]) -> str:
-    """One line that accounts for every pair of a record."""
-    return (
-        f"{record['status']}{' (dry run)' if record.get('dryRun') else ''}: {record['total']:,} pairs read, "
-        f"{record['created']:,} created, {record['failed']:,} failed, {record['invalid']:,} invalid, "
-        f"{record['duplicates']:,} duplicates; {record['requests']:,} requests, "
-        f"{record['retries']:,} retries, "
-        f"{record['throttled']:,} throttled (429)"
-    )
+def _files_of(reader: PairReader) -> tuple[str, ...]:
+    try:
+        return tuple(reader.files)
+    except Exception:  # listing again is best effort: lineage must not fail the task
+        return ()

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_hubspot_assoc.pairs.model import CATEGORIES
+from airflow_hubspot_assoc.constants import CATEGORIES, MAX_TYPE_ID
+from airflow_hubspot_assoc.constants import MAX_RECORD_ID as MAX_ID
 
-MAX_ID = 2**63 - 1
 #: Ids with fewer digits than this cannot exceed ``MAX_ID``; longer ones need an integer comparison.
 SAFE_DIGITS = 19
 #: Longer raw texts are rejected before any conversion: no real id needs more, even zero-padded,
 #: and refusing early keeps garbage (a whole swallowed file, say) out of int() and out of messages.
 MAX_ID_CHARS = 64
-#: HubSpot's ``associationTypeId`` is an int32.
-MAX_TYPE_ID = 2**31 - 1
 
 
 class InvalidValueError(ValueError):

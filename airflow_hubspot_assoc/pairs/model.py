@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from airflow_hubspot_assoc.association_types import AssociationType
+from airflow_hubspot_assoc.constants import CATEGORIES
 from airflow_hubspot_assoc.exceptions import PairInputError
 
 #: The column or key names of the optional per-row overrides.
@@ -15,8 +17,15 @@ TYPE_ID_FIELD = "association_type_id"
 CATEGORY_FIELD = "association_category"
 LABEL_FIELD = "association_label"
 
-#: HubSpot's association categories (the ``associationCategory`` enum of the v4 and date-versioned specs).
-CATEGORIES = frozenset({"HUBSPOT_DEFINED", "USER_DEFINED", "INTEGRATOR_DEFINED", "WORK"})
+__all__ = [
+    "CATEGORIES",
+    "CATEGORY_FIELD",
+    "LABEL_FIELD",
+    "TYPE_ID_FIELD",
+    "XCOM_SOURCE",
+    "InvalidRow",
+    "Pair",
+]
 
 #: Where XCom input comes from, as shown in messages and records.
 XCOM_SOURCE = "pairs"
@@ -39,8 +48,8 @@ class Pair(NamedTuple):
     category: str | None = None
     #: Per-row ``association_label`` override, to be resolved to a type id by the operator.
     label: str | None = None
-    #: Explicit HubSpot ``types`` as ``(associationCategory, associationTypeId)`` from the HubSpot-input form.
-    types: tuple[tuple[str, int], ...] | None = None
+    #: Explicit HubSpot ``types`` from the HubSpot-input form.
+    types: tuple[AssociationType, ...] | None = None
 
 
 class InvalidRow(NamedTuple):

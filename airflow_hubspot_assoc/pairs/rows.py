@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_hubspot_assoc.association_types import AssociationType
 from airflow_hubspot_assoc.exceptions import PairInputError
 from airflow_hubspot_assoc.pairs.ids import (
     MAX_ID,
@@ -213,8 +214,8 @@ class _TypesError(InvalidValueError):
         super().__init__(reason)
 
 
-def _hubspot_types(raw: Any) -> tuple[tuple[str, int], ...] | None:
-    """HubSpot's ``types`` list as (category, type id) tuples; missing or empty means "use the default"."""
+def _hubspot_types(raw: Any) -> tuple[AssociationType, ...] | None:
+    """HubSpot's ``types`` list as association types; missing or empty means "use the default"."""
     if raw is None:
         return None
     if not isinstance(raw, list | tuple):
@@ -238,5 +239,5 @@ def _hubspot_types(raw: Any) -> tuple[tuple[str, int], ...] | None:
             raise _TypesError(f"{where}.associationTypeId", err.reason) from None
         if type_id is None:
             raise _TypesError(f"{where}.associationTypeId", "the association type id is missing")
-        types.append((category, type_id))
+        types.append(AssociationType(category, type_id))
     return tuple(types)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     )
     from airflow_hubspot_assoc.testing.dags import load_dag, run_dag
     from airflow_hubspot_assoc.testing.server import HubSpotStandIn
-    from airflow_hubspot_assoc.testing.stats import RequestRecord, Stats
+    from airflow_hubspot_assoc.testing.stats import LoggedRequest, RequestRecord, Stats
 
 #: Public name -> the module that defines it.
 _LAZY = {
@@ -40,6 +40,7 @@ _LAZY = {
     "RateLimitConfig": "config",
     "StandInConfig": "config",
     "HubSpotStandIn": "server",
+    "LoggedRequest": "stats",
     "RequestRecord": "stats",
     "Stats": "stats",
     "load_dag": "dags",
@@ -52,6 +53,7 @@ __all__ = [
     "HubSpotStandIn",
     "LabelConfig",
     "LatencyConfig",
+    "LoggedRequest",
     "OAuthApp",
     "RateLimitConfig",
     "RequestRecord",

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from airflow_hubspot_assoc.constants import BATCH_READ_MAX_INPUTS, BATCH_SIZE_MAX
+
 #: The private-app token of a default stand-in: fixed, so scripts and docs can name it.
 DEFAULT_TOKEN = "pat-na1-00000000-0000-4000-8000-00000000cafe"
 
@@ -132,8 +134,8 @@ class StandInConfig:
     rate_limit: RateLimitConfig | None = field(default_factory=RateLimitConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
-    max_batch_inputs: int = 2_000
-    read_max_inputs: int = 1_000
+    max_batch_inputs: int = BATCH_SIZE_MAX
+    read_max_inputs: int = BATCH_READ_MAX_INPUTS
     read_page_size: int = 500
     visibility_delay_s: float = 0.0
     cancel_from_ids: frozenset[str] = frozenset()

@@ -31,7 +31,7 @@ from airflow_hubspot_assoc.testing.config import (
 from airflow_hubspot_assoc.testing.dispatch import Dispatcher, Outcome
 from airflow_hubspot_assoc.testing.errors import error_body
 from airflow_hubspot_assoc.testing.objects import resolve_object_type
-from airflow_hubspot_assoc.testing.stats import RequestRecord, Stats
+from airflow_hubspot_assoc.testing.stats import LoggedRequest, Stats
 
 __all__ = ["HubSpotStandIn"]
 
@@ -100,7 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
         dispatcher.stats.record_answer(outcome.endpoint, status)
         headers = {k: (_REDACTED if k.lower() == "authorization" else v) for k, v in self.headers.items()}
         dispatcher.log.append(
-            RequestRecord(
+            LoggedRequest(
                 method=method,
                 path=self.path,
                 endpoint=outcome.endpoint,
@@ -379,7 +379,7 @@ class HubSpotStandIn:
         self._dispatcher.log.clear()
 
     @property
-    def requests(self) -> list[RequestRecord]:
+    def requests(self) -> list[LoggedRequest]:
         """The most recent requests (up to ``request_log_size``), oldest first."""
         return self._dispatcher.log.snapshot()
 

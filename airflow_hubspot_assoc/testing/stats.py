@@ -12,10 +12,11 @@ _MAX_MESSAGES = 200
 
 
 @dataclass(frozen=True)
-class RequestRecord:
-    """One request as the stand-in saw it. ``status`` 0 means the connection was dropped.
+class LoggedRequest:
+    """One entry of the stand-in's request log: a request as the stand-in saw it.
 
-    ``started``/``finished`` are epoch seconds; ``headers`` has the Authorization value redacted.
+    ``status`` 0 means the connection was dropped. ``started``/``finished`` are epoch seconds;
+    ``headers`` has the Authorization value redacted.
     """
 
     method: str
@@ -127,17 +128,17 @@ class Stats:
 
 
 class RequestLog:
-    """A bounded log of :class:`RequestRecord` (the oldest fall off)."""
+    """A bounded log of :class:`LoggedRequest` (the oldest fall off)."""
 
     def __init__(self, maxlen: int) -> None:
-        self._records: deque[RequestRecord] = deque(maxlen=maxlen)
+        self._records: deque[LoggedRequest] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
 
-    def append(self, record: RequestRecord) -> None:
+    def append(self, request: LoggedRequest) -> None:
         with self._lock:
-            self._records.append(record)
+            self._records.append(request)
 
-    def snapshot(self) -> list[RequestRecord]:
+    def snapshot(self) -> list[LoggedRequest]:
         with self._lock:
             return list(self._records)
 
@@ -146,6 +147,10 @@ class RequestLog:
             self._records.clear()
 
 
-def record_to_dict(record: RequestRecord) -> dict[str, Any]:
-    """A JSON-ready copy of a request record."""
-    return asdict(record)
+def request_to_dict(request: LoggedRequest) -> dict[str, Any]:
+    """A JSON-ready copy of a logged request."""
+    return asdict(request)
+
+
+#: The former name (before "record" came to mean only the operator's batch record).
+RequestRecord = LoggedRequest

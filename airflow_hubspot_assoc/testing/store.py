@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from airflow_hubspot_assoc.constants import MAX_RECORD_ID
 from airflow_hubspot_assoc.testing.objects import PRIMARY_TYPE_IDS, default_type_id
 
-MAX_RECORD_ID = 2**63 - 1
 # User-defined label ids start here; HubSpot's built-in ids stay below, made-up ones far above.
 _FIRST_LABEL_ID = 1_000
 

@@ -16,25 +16,9 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_hubspot_assoc.exceptions import (
-    HubSpotDailyLimitError,
-    HubSpotRateLimitError,
-    HubSpotServerError,
-    HubSpotTransportError,
-)
-from airflow_hubspot_assoc.verification import (
-    MISSING_SAMPLE_LIMIT,
-    MissingPair,
-    check_pairs,
-    chunk_by_from_ids,
-    decode_pairs,
-    describe_missing,
-    from_ids_of,
-    progress_text,
-)
+from airflow_hubspot_assoc.exceptions import HubSpotDailyLimitError
+from airflow_hubspot_assoc.readback import MISSING_SAMPLE_LIMIT, ReadBack, decode_pairs, progress_text
 
-#: Errors the next poll may not see again; anything else (auth, scopes, validation) ends the trigger.
-TRANSIENT_ERRORS = (HubSpotRateLimitError, HubSpotServerError, HubSpotTransportError)
 EVENT_STATUSES = ("success", "timeout", "error")
 
 
@@ -103,9 +87,13 @@ class HubSpotBatchStatusTrigger(BaseTrigger):
     async def _poll(self) -> dict[str, Any]:
         from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 
-        pending = [MissingPair(pair) for pair in decode_pairs(self.type_sets, self.pairs)]
-        total = self.total if self.total is not None else self.confirmed + len(pending)
-        confirmed = self.confirmed
+        readback = ReadBack(
+            self.from_object_type,
+            self.to_object_type,
+            pending=decode_pairs(self.type_sets, self.pairs),
+            confirmed=self.confirmed,
+            total=self.total,
+        )
         # Transient errors are retried at the next poll, so one poll need not retry for long.
         hook = HubSpotHook(
             self.hubspot_conn_id, retry_budget_seconds=max(5.0, min(300.0, self.poll_interval))
@@ -113,68 +101,49 @@ class HubSpotBatchStatusTrigger(BaseTrigger):
         polls = 0
         while True:
             polls += 1
-            error: str | None = None
-            fatal: str | None = None
-            still: list[MissingPair] = []
-            remaining = list(chunk_by_from_ids(pending, lambda item: item.pair.from_id))
             try:
-                while remaining:
-                    chunk = [item.pair for item in remaining[0]]
-                    read = await hook.aread_associations(
-                        self.from_object_type, self.to_object_type, from_ids_of(chunk)
-                    )
-                    remaining.pop(0)
-                    result = check_pairs(chunk, read)
-                    confirmed += len(result.confirmed)
-                    still.extend(result.missing)
+                done = await readback.acheck(hook.aread_associations)
             except HubSpotDailyLimitError as err:
-                fatal = f"Reading back stopped: {err}"
-            except TRANSIENT_ERRORS as err:
-                error = str(err)
-                self.log.warning(
-                    "Poll %d: reading back failed, trying again at the next poll: %s", polls, err
-                )
+                return self._event("error", f"Reading back stopped: {err}", readback)
             except Exception as err:
                 # Auth (401/403, with the hook's message), validation, configuration: waiting cannot help.
-                fatal = f"Reading back failed: {err}"
-            # A failed read leaves its chunk (and the ones after it) pending for the next poll.
-            pending = still + [item for chunk in remaining for item in chunk]
-            if fatal is not None:
-                return self._event("error", fatal, confirmed, total, pending)
-            if not pending:
+                return self._event("error", f"Reading back failed: {err}", readback)
+            if readback.last_error is not None:
+                self.log.warning(
+                    "Poll %d: reading back failed, trying again at the next poll: %s",
+                    polls,
+                    readback.last_error,
+                )
+            confirmed, total = readback.confirmed, readback.total
+            if done:
                 return self._event(
                     "success",
                     f"All associations are visible: {progress_text(confirmed, total)} "
                     f"({self.from_object_type} -> {self.to_object_type}).",
-                    confirmed,
-                    total,
-                    pending,
+                    readback,
                 )
-            self.log.info(
-                "Poll %d: %s; %s not visible yet.", polls, progress_text(confirmed, total), len(pending)
-            )
+            missing = len(readback.pending)
+            self.log.info("Poll %d: %s; %s not visible yet.", polls, progress_text(confirmed, total), missing)
             remaining_time = self.deadline - self._clock()
             if remaining_time <= 0:
                 message = (
                     f"Timed out waiting for HubSpot to show the associations "
                     f"({self.from_object_type} -> {self.to_object_type}): {progress_text(confirmed, total)}; "
-                    f"{len(pending):,} missing, first {min(len(pending), MISSING_SAMPLE_LIMIT)}: "
-                    f"{describe_missing(pending)}"
+                    f"{missing:,} missing, first {min(missing, MISSING_SAMPLE_LIMIT)}: "
+                    f"{readback.missing_text()}"
                 )
-                if error:
-                    message += f". Last read error: {error}"
-                return self._event("timeout", message, confirmed, total, pending)
+                if readback.last_error:
+                    message += f". Last read error: {readback.last_error}"
+                return self._event("timeout", message, readback)
             await self._sleep(min(self.poll_interval, remaining_time))
 
     @staticmethod
-    def _event(
-        status: str, message: str, confirmed: int, total: int | None, pending: Sequence[MissingPair]
-    ) -> dict[str, Any]:
+    def _event(status: str, message: str, readback: ReadBack) -> dict[str, Any]:
         return {
             "status": status,
             "message": message,
-            "confirmed": confirmed,
-            "total": total,
-            "missing_count": len(pending),
-            "missing": [item.as_dict() for item in pending[:MISSING_SAMPLE_LIMIT]],
+            "confirmed": readback.confirmed,
+            "total": readback.total,
+            "missing_count": len(readback.pending),
+            "missing": readback.missing_sample(),
         }

@@ -1,5 +1,5 @@
-"""Test helpers for the sensor and the trigger: associations created over plain HTTP, batch records
-built by hand the way docs/architecture.md describes them (independent of the operator)."""
+"""Test helpers for the sensor and the trigger: associations created over plain HTTP, and batch records
+built with the record module (independent of the operator and its load)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 
 import requests
 
-from airflow_hubspot_assoc.testing import HubSpotStandIn, RequestRecord
+from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType
+from airflow_hubspot_assoc.record import MAX_SAMPLE, BatchRecord
+from airflow_hubspot_assoc.testing import HubSpotStandIn, LoggedRequest
 
 UNLABELED = ("HUBSPOT_DEFINED", 279)  # contacts -> companies, HubSpot's default association
 PRIMARY = ("HUBSPOT_DEFINED", 1)
@@ -54,37 +56,31 @@ def record(
     status: str = "COMPLETE",
     **overrides: Any,
 ) -> dict[str, Any]:
-    """A batch record for ``pairs`` (all created), as the operator would return it."""
-    result: dict[str, Any] = {
-        "status": status,
-        "requestedAt": "2026-01-01T00:00:00.000Z",
-        "startedAt": "2026-01-01T00:00:00.000Z",
-        "completedAt": "2026-01-01T00:00:01.000Z",
-        "fromObjectType": "contacts",
-        "toObjectType": "companies",
-        "hubspotConnId": "hubspot_default",
-        "associationTypes": specs(types),
-        "total": len(pairs),
-        "created": len(pairs),
-        "failed": 0,
-        "invalid": 0,
-        "duplicates": 0,
-        "requests": 1,
-        "retries": 0,
-        "throttled": 0,
-        "numErrors": 0,
-        "errors": [],
-        "failedPairsPath": None,
-        "dryRun": False,
-        "source": {"kind": "xcom", "description": f"{len(pairs)} pairs"},
-        "sample": [{"from": f, "to": t, "types": specs(types)} for f, t in pairs[:100]],
-        "pending": [],
-    }
-    result.update(overrides)
-    return result
+    """A batch record for ``pairs`` (all created), as the operator would return it; ``overrides`` are
+    XCom keys, applied after serialising (so a test can also hand the sensor a malformed record)."""
+    association_types = tuple(AssociationType(*t) for t in types)
+    value = BatchRecord(
+        status="COMPLETE",
+        requested_at="2026-01-01T00:00:00.000Z",
+        started_at="2026-01-01T00:00:00.000Z",
+        completed_at="2026-01-01T00:00:01.000Z",
+        from_type="contacts",
+        to_type="companies",
+        conn_id="hubspot_default",
+        association_types=association_types,
+        types_used=(association_types,),
+        total=len(pairs),
+        created=len(pairs),
+        requests=1,
+        source={"kind": "xcom", "description": f"{len(pairs)} pairs"},
+        sample=tuple(AssociationPair(f, t, frozenset(association_types)) for f, t in pairs[:MAX_SAMPLE]),
+        default_types=association_types,
+    ).to_xcom()
+    value.update(status=status, **overrides)
+    return value
 
 
-def reads(hs: HubSpotStandIn) -> list[RequestRecord]:
+def reads(hs: HubSpotStandIn) -> list[LoggedRequest]:
     """The batch read requests the stand-in served, oldest first."""
     return [r for r in hs.requests if r.endpoint == "batch_read"]
 

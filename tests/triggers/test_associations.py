@@ -9,16 +9,19 @@ from typing import Any
 
 import pytest
 
+from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType
 from airflow_hubspot_assoc.exceptions import HubSpotServerError
+from airflow_hubspot_assoc.readback import encode_pairs
 from airflow_hubspot_assoc.triggers.associations import HubSpotBatchStatusTrigger
-from airflow_hubspot_assoc.verification import ExpectedPair, encode_pairs
 from tests.sensors.support import PRIMARY, UNLABELED, create
 
 PAIRS = [("1", "101"), ("2", "102"), ("3", "103")]
 
 
 def make_trigger(pairs=PAIRS, types=(UNLABELED,), **kwargs: Any) -> HubSpotBatchStatusTrigger:
-    type_sets, rows = encode_pairs(ExpectedPair(f, t, frozenset(types)) for f, t in pairs)
+    type_sets, rows = encode_pairs(
+        AssociationPair(f, t, frozenset(AssociationType(*x) for x in types)) for f, t in pairs
+    )
     kwargs.setdefault("hubspot_conn_id", "hubspot_default")
     kwargs.setdefault("from_object_type", "contacts")
     kwargs.setdefault("to_object_type", "companies")

@@ -6,19 +6,17 @@ import json
 
 import pytest
 
-from airflow_hubspot_assoc.verification import (
-    BatchRecord,
-    ExpectedPair,
+from airflow_hubspot_assoc.association_types import AssociationPair as ExpectedPair
+from airflow_hubspot_assoc.association_types import AssociationType, type_set
+from airflow_hubspot_assoc.readback import decode_pairs, encode_pairs
+from airflow_hubspot_assoc.readback.matching import (
     FailedPairs,
     MissingPair,
     check_pairs,
     chunk_by_from_ids,
-    decode_pairs,
     describe_missing,
-    encode_pairs,
     from_ids_of,
     progress_text,
-    type_keys,
 )
 
 PRIMARY = ("HUBSPOT_DEFINED", 1)
@@ -33,43 +31,21 @@ def _target(to_id: str, *types: tuple[str, int]) -> dict:
     }
 
 
-def _record(**overrides: object) -> dict:
-    record = {
-        "status": "COMPLETE",
-        "fromObjectType": "contacts",
-        "toObjectType": "companies",
-        "hubspotConnId": "hubspot_default",
-        "associationTypes": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}],
-        "total": 2,
-        "created": 2,
-        "failed": 0,
-        "invalid": 0,
-        "numErrors": 0,
-        "errors": [],
-        "failedPairsPath": None,
-        "dryRun": False,
-        "source": {"kind": "xcom", "description": "2 pairs"},
-        "sample": [
-            {
-                "from": "1",
-                "to": "10",
-                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}],
-            },
-            {"from": "2", "to": "20", "types": []},
-        ],
-    }
-    record.update(overrides)
-    return record
-
-
-class TestTypeKeys:
+class TestAssociationTypes:
     def test_both_shapes(self):
         create_shape = [{"associationCategory": "USER_DEFINED", "associationTypeId": 42}]
         read_shape = [{"category": "USER_DEFINED", "typeId": "42", "label": "Boss"}]
-        assert type_keys(create_shape) == type_keys(read_shape) == frozenset({LABEL})
+        assert type_set(create_shape) == type_set(read_shape) == frozenset({LABEL})
 
     def test_empty_means_no_types(self):
-        assert type_keys([]) == type_keys(None) == frozenset()
+        assert type_set([]) == type_set(None) == frozenset()
+
+    def test_one_representation_is_a_plain_pair(self):
+        label = AssociationType.parse({"category": "USER_DEFINED", "typeId": 42})
+        assert label == LABEL and hash(label) == hash(LABEL)
+        assert label.as_spec() == {"associationCategory": "USER_DEFINED", "associationTypeId": 42}
+        assert AssociationType.parse(label.as_spec()) == label
+        assert label.describe() == "USER_DEFINED/42"
 
     @pytest.mark.parametrize(
         "bad",
@@ -83,7 +59,7 @@ class TestTypeKeys:
     )
     def test_rejects_malformed(self, bad):
         with pytest.raises(ValueError, match="ssociation type"):
-            type_keys(bad)
+            type_set(bad)
 
 
 class TestCheckPairs:
@@ -192,83 +168,6 @@ class TestFailedPairs:
     def test_empty(self):
         assert not FailedPairs()
         assert ExpectedPair("1", "2") not in FailedPairs()
-
-
-class TestBatchRecord:
-    def test_parse_dict(self):
-        record = BatchRecord.parse(_record())
-        assert record.status == "COMPLETE"
-        assert (record.from_type, record.to_type, record.conn_id) == (
-            "contacts",
-            "companies",
-            "hubspot_default",
-        )
-        assert record.sample == [ExpectedPair("1", "10", frozenset({PRIMARY})), ExpectedPair("2", "20")]
-        assert record.association_types == frozenset({PRIMARY})
-
-    def test_parse_json_text_and_python_repr(self):
-        assert BatchRecord.parse(json.dumps(_record())) == BatchRecord.parse(_record())
-        assert BatchRecord.parse(repr(_record())) == BatchRecord.parse(_record())
-
-    def test_sample_without_types_uses_the_record_types(self):
-        record = BatchRecord.parse(_record(sample=[{"from": "1", "to": "2"}]))
-        assert record.sample == [ExpectedPair("1", "2", frozenset({PRIMARY}))]
-
-    @pytest.mark.parametrize(
-        ("overrides", "match"),
-        [
-            ({"status": "DONE"}, "status must be one of"),
-            ({"fromObjectType": ""}, "fromObjectType and toObjectType"),
-            ({"sample": "x"}, "sample must be a list"),
-            ({"sample": [{"from": "1"}]}, "need 'from' and 'to'"),
-            ({"failed": -1}, "'failed' must be a non-negative integer"),
-            ({"errors": {}}, "errors must be a list"),
-            ({"failedPairsPath": ""}, "failedPairsPath must be a path"),
-        ],
-    )
-    def test_rejects_bad_records(self, overrides, match):
-        with pytest.raises(ValueError, match=match):
-            BatchRecord.parse(_record(**overrides))
-
-    @pytest.mark.parametrize("batch", ["not json", "[1, 2]", 42, None])
-    def test_rejects_non_records(self, batch):
-        with pytest.raises(ValueError, match="batch must be the operator's batch record"):
-            BatchRecord.parse(batch)
-
-    def test_canceled_reasons_are_merged_and_bounded(self):
-        errors = [{"category": "VALIDATION_ERROR", "message": "too many"}] * 3 + [
-            {"category": f"C{i}", "message": f"m{i}"} for i in range(12)
-        ]
-        text = BatchRecord.parse(_record(status="CANCELED", errors=errors)).canceled_reasons()
-        assert text.startswith("VALIDATION_ERROR: too many (x3); C0: m0")
-        assert text.endswith("... and 3 more")
-        assert BatchRecord.parse(_record(status="CANCELED")).canceled_reasons() == "HubSpot gave no reason"
-
-    def test_types_for_untyped_rows(self):
-        one = _record(typesUsed=[[{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]])
-        assert BatchRecord.parse(one).types_for_untyped_rows() == frozenset({PRIMARY})
-        several = _record(
-            associationTypes=[],
-            typesUsed=[
-                [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}],
-                [{"associationCategory": "USER_DEFINED", "associationTypeId": 42}],
-            ],
-        )
-        assert BatchRecord.parse(several).types_for_untyped_rows() is None
-        several["defaultTypes"] = []
-        assert BatchRecord.parse(several).types_for_untyped_rows() == frozenset()
-
-    def test_failed_pairs_from_errors(self):
-        assert not BatchRecord.parse(_record()).failed_pairs_from_errors()
-        named = _record(failed=1, errors=[{"message": "x", "context": {"toObjectId": ["9"]}}])
-        failed = BatchRecord.parse(named).failed_pairs_from_errors()
-        assert failed is not None and ExpectedPair("1", "9") in failed
-        unnamed = _record(failed=1, errors=[{"message": "whole request refused"}])
-        assert BatchRecord.parse(unnamed).failed_pairs_from_errors() is None
-        truncated = _record(
-            failed=60, errors=[{"message": "x", "context": {"toObjectId": [str(i)]}} for i in range(50)]
-        )
-        assert BatchRecord.parse(truncated).failed_pairs_from_errors() is None
 
 
 def test_progress_and_missing_texts():

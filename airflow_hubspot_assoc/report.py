@@ -1,31 +1,29 @@
-"""The batch record: the compact summary the operator returns to XCom and the sensor reads.
+"""The load's running report: counts and bounded samples built up batch by batch, saved in checkpoints,
+and turned into the batch record (:class:`airflow_hubspot_assoc.record.BatchRecord`) at the end.
 
-It mirrors HubSpot's batch response where it can (``status``, ``requestedAt``, ``startedAt``,
-``completedAt``, ``numErrors``, ``errors``) and adds the package's accounting. It never holds the
-input: XCom lives in Airflow's metadata database.
+The bounds (``MAX_ERRORS``, ``MAX_SAMPLE``, ``MAX_TYPES``) and the record's shape belong to
+``record``; this module only fills them in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from airflow_hubspot_assoc.association_types import AssociationType, Types
+from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType, Types
 from airflow_hubspot_assoc.batches import BatchOutcome, Item, combined_status
-
-MAX_ERRORS = 50
-MAX_SAMPLE = 100
-MAX_TYPES = 20
-
-
-def utc_now_iso() -> str:
-    """Now, in the ISO 8601 form HubSpot uses."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from airflow_hubspot_assoc.record import (
+    FINISHED_STATUSES,
+    MAX_ERRORS,
+    MAX_SAMPLE,
+    MAX_TYPES,
+    BatchRecord,
+    utc_now_iso,
+)
 
 
 def pair_entry(item: Item) -> dict[str, Any]:
-    """A pair as the sensor reads it back: ids and the types it was created with."""
+    """A pair as the sensor reads it back: ids and the types it was created with (the sample shape)."""
     return {"from": item.pair.from_id, "to": item.pair.to_id, "types": [t.as_spec() for t in item.types]}
 
 
@@ -55,7 +53,9 @@ class LoadReport:
     pending_pairs: dict[str, int] = field(default_factory=dict)
     started_at: str | None = None
     completed_at: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The operator's own type for rows without type fields (``DEFAULT_ASSOCIATION`` for the default).
+    default_types: Types = ()
+    default_category: str = "HUBSPOT_DEFINED"
     #: Request counters of earlier tries (restored from a checkpoint), added to this try's.
     base_requests: int = 0
     base_retries: int = 0
@@ -130,41 +130,47 @@ class LoadReport:
         """COMPLETE only when every batch answered COMPLETE (see ``combined_status``)."""
         return combined_status(self.statuses)
 
-    def to_record(self) -> dict[str, Any]:
-        """The JSON-serialisable XCom record."""
+    def to_record(self, *, resumed_skipped: int = 0) -> BatchRecord:
+        """The batch record of the load so far; ``resumed_skipped``: rows a resumed try skipped."""
         status = self.status
         types = self.types[0] if len(self.types) == 1 else ()
-        record: dict[str, Any] = {
-            "status": status,
-            "requestedAt": self.requested_at,
-            "startedAt": self.started_at or self.requested_at,
-            "completedAt": (self.completed_at or utc_now_iso())
-            if status in ("COMPLETE", "CANCELED")
-            else None,
-            "fromObjectType": self.from_type,
-            "toObjectType": self.to_type,
-            "hubspotConnId": self.conn_id,
-            "associationTypes": [t.as_spec() for t in types],
-            "typesUsed": [[t.as_spec() for t in combo] for combo in self.types],
-            "dryRun": self.dry_run,
-            "total": self.total,
-            "created": self.created,
-            "failed": self.failed,
-            "invalid": self.invalid,
-            "duplicates": self.duplicates,
-            "requests": self.requests,
-            "retries": self.retries,
-            "throttled": self.throttled,
-            "numErrors": self.failed + self.invalid,
-            "errors": self.errors,
-            "failedPairsPath": self.failed_pairs_path,
-            "source": self.source,
-            "sample": self.sample,
-            "pending": [
+        return BatchRecord(
+            status=status,
+            requested_at=self.requested_at,
+            started_at=self.started_at or self.requested_at,
+            completed_at=(self.completed_at or utc_now_iso()) if status in FINISHED_STATUSES else None,
+            from_type=self.from_type,
+            to_type=self.to_type,
+            conn_id=self.conn_id,
+            association_types=types,
+            types_used=tuple(self.types),
+            dry_run=self.dry_run,
+            total=self.total,
+            created=self.created,
+            failed=self.failed,
+            invalid=self.invalid,
+            duplicates=self.duplicates,
+            requests=self.requests,
+            retries=self.retries,
+            throttled=self.throttled,
+            errors=tuple(self.errors),
+            failed_pairs_path=self.failed_pairs_path,
+            source=self.source,
+            sample=tuple(_sample_pair(entry) for entry in self.sample),
+            pending=tuple(
                 {"status": name, "batches": self.statuses[name], "pairs": self.pending_pairs.get(name, 0)}
                 for name in ("PENDING", "PROCESSING")
                 if name in self.statuses
-            ],
-        }
-        record.update(self.extra)
-        return record
+            ),
+            resumed=resumed_skipped > 0,
+            resumed_skipped=resumed_skipped,
+            default_types=self.default_types,
+            default_category=self.default_category,
+        )
+
+
+def _sample_pair(entry: dict[str, Any]) -> AssociationPair:
+    types = frozenset(
+        AssociationType(t["associationCategory"], t["associationTypeId"]) for t in entry["types"]
+    )
+    return AssociationPair(entry["from"], entry["to"], types)

@@ -15,12 +15,11 @@ the calling thread only, so the counts need no locks.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_hubspot_assoc.api import BATCH_CREATE_MAX_INPUTS
@@ -29,6 +28,7 @@ from airflow_hubspot_assoc.checkpoint import CheckpointSaver
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotValidationError, PairInputError
 from airflow_hubspot_assoc.pairs import InvalidRow, Pair
 from airflow_hubspot_assoc.progress import ProgressReporter
+from airflow_hubspot_assoc.segments import InFlight, Segment
 
 if TYPE_CHECKING:
     from airflow_hubspot_assoc.association_types import TypeResolver
@@ -62,55 +62,6 @@ class LoadSettings:
 
 class LoadStopped(Exception):
     """``on_kill`` asked the load to stop; raised after the requests in flight were accounted for."""
-
-
-@dataclass
-class Segment:
-    """Consecutive rows up to ``end_row`` (exclusive), with what became of them so far."""
-
-    end_row: int
-    batches: int
-    duplicates: int
-    invalid: list[InvalidRow]
-    outcomes: list[BatchOutcome] = field(default_factory=list)
-    answered: int = 0
-
-    @property
-    def open_batches(self) -> int:
-        """Batches of this segment still waiting for an answer."""
-        return self.batches - self.answered
-
-
-class _InFlight:
-    """Sent batches not yet taken in (future -> segment number), and a queue of the finished ones.
-
-    Why a queue: ``concurrent.futures.wait`` scans every future and builds a waiter on each call,
-    and the load polls once per batch; taking finished futures off a queue costs next to nothing.
-    """
-
-    def __init__(self) -> None:
-        self.segments: dict[Future[list[BatchOutcome]], int] = {}
-        self._finished: queue.SimpleQueue[Future[list[BatchOutcome]]] = queue.SimpleQueue()
-
-    def __len__(self) -> int:
-        return len(self.segments)
-
-    def add(self, future: Future[list[BatchOutcome]], segment: int) -> None:
-        self.segments[future] = segment
-        future.add_done_callback(self._finished.put)
-
-    def take_finished(self, *, block: bool) -> list[tuple[Future[list[BatchOutcome]], int]]:
-        """The finished ones with their segments: all there are, after waiting for one if ``block``."""
-        taken: list[tuple[Future[list[BatchOutcome]], int]] = []
-        if not self.segments:
-            return taken
-        try:
-            future = self._finished.get(block=block)
-            while True:
-                taken.append((future, self.segments.pop(future)))
-                future = self._finished.get_nowait()
-        except queue.Empty:
-            return taken
 
 
 class AssociationLoad:
@@ -256,7 +207,7 @@ class AssociationLoad:
         """Stream the input in batches, as many in flight as the limiter allows; commit segments in order."""
         builder = BatchBuilder(self.settings.batch_size)
         progress = ProgressReporter(self.log, self.report.total, interval=self.settings.progress_interval)
-        in_flight = _InFlight()
+        in_flight = InFlight()
         # Threads start as needed: as many as the limiter lets requests be in flight (``capacity().now``:
         # the concurrency cap, or a rate-limit window's free room), never more than the sender allows.
         workers = self.sender.capacity().most
@@ -344,7 +295,7 @@ class AssociationLoad:
         self._finish()
         progress.update(self._committed_rows, self.sender.counters().throttled, force=True)
 
-    def _collect(self, in_flight: _InFlight, *, block: bool) -> None:
+    def _collect(self, in_flight: InFlight, *, block: bool) -> None:
         """Take in finished requests and commit the segments they complete."""
         finished = in_flight.take_finished(block=block)
         for future, number in finished:

@@ -113,10 +113,6 @@ class HubSpotHook(HttpHook):
         """The most requests this hook can have in flight at once (threads worth starting for it)."""
         return most_in_flight(self.max_concurrency, self.max_burst)
 
-    def in_flight_cap(self) -> int:
-        """How many requests may be in flight now: the window's room, or the concurrency cap."""
-        return min(self.limiter.in_flight_cap(), self.max_in_flight_ever)
-
     @property
     def api_version(self) -> str:
         """The connection's API version (``v4`` unless the extra says otherwise)."""

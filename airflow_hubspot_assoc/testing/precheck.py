@@ -17,7 +17,8 @@ from typing import Any
 
 Check = Callable[[Any], bool]
 
-_ANNOTATIONS = frozenset({"description", "example", "title", "default", "externalDocs", "xml"})
+# ``nullable`` (OpenAPI 3.0) is ignored by Draft 4 jsonschema, so the pre-check ignores it too.
+_ANNOTATIONS = frozenset({"description", "example", "title", "default", "externalDocs", "xml", "nullable"})
 _SUPPORTED = frozenset({"type", "properties", "required", "items", "enum", "format", "additionalProperties"})
 # Exact types: json.loads builds only these, and being stricter than jsonschema only sends a body
 # on to jsonschema. bool is not an integer here, as in Draft 4.

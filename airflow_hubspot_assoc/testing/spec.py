@@ -30,19 +30,32 @@ from airflow_hubspot_assoc.testing.precheck import Check, compile_precheck
 
 SPECS_DIR = Path(__file__).with_name("specs")
 
-#: API versions the stand-in serves: one associations spec and one associations-schema spec each.
+#: API versions the stand-in serves. ``v4`` names the undated generation of each API: v4 for
+#: associations and their labels, v3 for objects and properties (whose specs are ``...-v3.json``).
 API_VERSIONS: tuple[str, ...] = ("v4", "2026-03", "2026-09")
 
-#: Endpoint name -> (spec document kind, path suffix after ``{fromObjectType}/{toObjectType}``, method).
+_PAIR = "/{fromObjectType}/{toObjectType}"
+#: Endpoint name -> (spec document kind, the end of its path template, method).
 ENDPOINTS: dict[str, tuple[str, str, str]] = {
-    "batch_create": ("associations", "/batch/create", "post"),
-    "batch_associate_default": ("associations", "/batch/associate/default", "post"),
-    "batch_read": ("associations", "/batch/read", "post"),
-    "labels": ("schema", "/labels", "get"),
-    "labels_create": ("schema", "/labels", "post"),
+    "batch_create": ("associations", _PAIR + "/batch/create", "post"),
+    "batch_associate_default": ("associations", _PAIR + "/batch/associate/default", "post"),
+    "batch_read": ("associations", _PAIR + "/batch/read", "post"),
+    "batch_archive": ("associations", _PAIR + "/batch/archive", "post"),
+    "batch_labels_archive": ("associations", _PAIR + "/batch/labels/archive", "post"),
+    "labels": ("schema", _PAIR + "/labels", "get"),
+    "labels_create": ("schema", _PAIR + "/labels", "post"),
+    "objects_batch_read": ("objects", "/{objectType}/batch/read", "post"),
+    "objects_search": ("objects", "/{objectType}/search", "post"),
+    "property": ("properties", "/{objectType}/{propertyName}", "get"),
 }
 
-_SPEC_FILES = {"associations": "crm-associations-{v}.json", "schema": "crm-associations-schema-{v}.json"}
+_SPEC_FILES = {
+    "associations": "crm-associations-{v}.json",
+    "schema": "crm-associations-schema-{v}.json",
+    "objects": "crm-objects-{v}.json",
+    "properties": "crm-properties-{v}.json",
+}
+_UNDATED_FILE_VERSION = {"objects": "v3", "properties": "v3"}
 
 # OpenAPI 3.0 formats that matter for these specs; jsonschema knows none of int32/int64 and needs
 # extra packages for date-time, so they are checked here without new dependencies.
@@ -74,12 +87,13 @@ def _is_uuid(value: object) -> bool:
 
 @cache
 def load_spec(api_version: str, kind: str = "associations") -> dict[str, Any]:
-    """Return the parsed spec document of ``kind`` (``associations`` or ``schema``) for a version."""
+    """Return the parsed spec document of ``kind`` (see ``_SPEC_FILES``) for a version."""
     if api_version not in API_VERSIONS:
         raise KeyError(f"no vendored spec for API version {api_version!r}; known: {API_VERSIONS}")
     if kind not in _SPEC_FILES:
         raise KeyError(f"unknown spec kind {kind!r}")
-    with (SPECS_DIR / _SPEC_FILES[kind].format(v=api_version)).open(encoding="utf-8") as fh:
+    file_version = _UNDATED_FILE_VERSION.get(kind, "v4") if api_version == "v4" else api_version
+    with (SPECS_DIR / _SPEC_FILES[kind].format(v=file_version)).open(encoding="utf-8") as fh:
         doc: dict[str, Any] = json.load(fh)
     return doc
 
@@ -220,11 +234,10 @@ def operation(api_version: str, endpoint: str) -> SpecOperation:
         raise KeyError(f"unknown endpoint {endpoint!r}; known: {sorted(ENDPOINTS)}")
     kind, suffix, method = ENDPOINTS[endpoint]
     doc = load_spec(api_version, kind)
-    wanted = "/{fromObjectType}/{toObjectType}" + suffix
     matches = [
         p
         for p, ops in doc["paths"].items()
-        if p.endswith(wanted) and "/definitions/" not in p and method in ops
+        if p.endswith(suffix) and "/definitions/" not in p and method in ops
     ]
     if len(matches) != 1:
         raise LookupError(f"{endpoint} in {api_version}: expected one spec path, found {matches}")

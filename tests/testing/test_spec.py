@@ -17,19 +17,31 @@ from airflow_hubspot_assoc.testing import spec
 @pytest.mark.parametrize("endpoint", sorted(spec.ENDPOINTS))
 def test_every_operation_compiles_with_a_precheck(version, endpoint):
     operation = spec.operation(version, endpoint)
-    assert version in operation.path_template
+    kind = spec.ENDPOINTS[endpoint][0]
+    # v4 names the undated generation: v3 for the objects and properties APIs.
+    undated = "v3" if kind in ("objects", "properties") else "v4"
+    assert (undated if version == "v4" else version) in operation.path_template
     assert operation.path_template.endswith(
         {
             "batch_create": "/batch/create",
             "batch_associate_default": "/batch/associate/default",
             "batch_read": "/batch/read",
+            "batch_archive": "/batch/archive",
+            "batch_labels_archive": "/batch/labels/archive",
             "labels": "/labels",
             "labels_create": "/labels",
+            "objects_batch_read": "/{objectType}/batch/read",
+            "objects_search": "/{objectType}/search",
+            "property": "/{objectType}/{propertyName}",
         }[endpoint]
     )
-    for validator in operation.responses.values():
-        assert validator is not None and validator.precheck is not None
-    if endpoint != "labels":
+    assert f"/{kind.replace('schema', 'associations')}" in operation.path_template
+    for status, validator in operation.responses.items():
+        if status == "204":  # v4's archives answer no body
+            assert validator is None and endpoint.endswith("archive") and version == "v4"
+        else:
+            assert validator is not None and validator.precheck is not None
+    if endpoint not in ("labels", "property"):
         assert operation.request is not None and operation.request.precheck is not None
 
 
@@ -82,7 +94,7 @@ def test_unknown_version_or_endpoint():
     with pytest.raises(KeyError):
         spec.operation("2025-09", "batch_create")
     with pytest.raises(KeyError):
-        spec.operation("v4", "batch_archive")
+        spec.operation("v4", "batch_purge")
 
 
 def _samples() -> list[tuple[str, str, int | None, Any]]:

@@ -117,12 +117,15 @@ class RateDecision:
 class RateLimiter:
     """HubSpot's per-app rolling window plus daily quota, counted at arrival.
 
+    The search API has a window of its own (``policy="SECONDLY"``), per token.
+
     A refused request takes no slot, so a client that backs off recovers as soon as the oldest
     request of the window ages out.
     """
 
-    def __init__(self, config: RateLimitConfig | None) -> None:
+    def __init__(self, config: RateLimitConfig | None, policy: str = "TEN_SECONDLY_ROLLING") -> None:
         self._config = config
+        self._policy = policy  # the policyName of a 429 for the window
         self._lock = threading.Lock()
         self._windows: dict[str, deque[float]] = {}
         self._daily: dict[str, tuple[int, int]] = {}  # app -> (UTC day, count)
@@ -146,7 +149,7 @@ class RateLimiter:
             if used_today >= cfg.daily:
                 policy = "DAILY"
             elif len(window) >= cfg.max_requests:
-                policy = "TEN_SECONDLY_ROLLING"
+                policy = self._policy
             else:
                 window.append(now)
                 used_today += 1

@@ -117,6 +117,73 @@ class LabelConfig:
 
 
 @dataclass(frozen=True)
+class PropertyConfig:
+    """A property definition of an object type, as the properties API answers it.
+
+    Add one per unique custom property (``external_id``) that batch read may use as
+    ``idProperty``; ``email`` (contacts) and ``domain`` (companies) are defined by default.
+    """
+
+    object_type: str
+    name: str
+    label: str = ""
+    type: str = "string"
+    field_type: str = "text"
+    has_unique_value: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").isalnum() or self.name != self.name.lower():
+            raise ValueError(f"property names are lowercase letters, digits and _, got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class GeneratedRecords:
+    """``count`` records of ``object_type`` with ids ``first_id`` and up, made at start.
+
+    ``properties`` maps a property to a template formatted with ``id`` (the record id) and ``n``
+    (0-based index), for example ``{"email": "user{n}@example.com"}``: seeded, so every run and
+    every stand-in agree on the keys without a file of records.
+    """
+
+    object_type: str
+    count: int
+    properties: Mapping[str, str] = field(default_factory=dict)
+    first_id: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 0 or self.first_id < 1:
+            raise ValueError(f"count must be >= 0 and first_id >= 1, got {self.count}, {self.first_id}")
+        object.__setattr__(self, "properties", dict(self.properties))
+
+
+def _search_rate_limit() -> RateLimitConfig:
+    # HubSpot: "a few requests per second per token"; its answers carry no rate-limit headers.
+    return RateLimitConfig(max_requests=5, interval_ms=1_000, daily=10**9, announce_headers=False)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The CRM search API's limits, separate from the 10-second window of the other APIs.
+
+    ``max_in_values`` (values of one ``IN`` filter) is the stand-in's assumption, not a figure
+    from HubSpot's docs; the others are HubSpot's.
+    """
+
+    rate_limit: RateLimitConfig | None = field(default_factory=_search_rate_limit)
+    max_limit: int = 200
+    max_filter_groups: int = 6
+    max_filters_per_group: int = 6
+    max_in_values: int = 100
+    max_query_chars: int = 3_000
+    max_results: int = 10_000
+
+    def __post_init__(self) -> None:
+        numbers = (self.max_limit, self.max_filter_groups, self.max_filters_per_group, self.max_in_values)
+        if min(*numbers, self.max_query_chars, self.max_results) < 1:
+            raise ValueError(f"search limits must be >= 1, got {self}")
+
+
+@dataclass(frozen=True)
 class StandInConfig:
     """Everything a stand-in can be told; every field has a default that behaves like HubSpot.
 
@@ -126,6 +193,12 @@ class StandInConfig:
     named in ``missing_records`` (object type -> ids) do not exist, nor does a share
     ``missing_ratio`` of all record ids (picked deterministically from ``seed``).
     ``store_associations=False`` only counts writes, for benchmarks of millions of pairs.
+
+    ``records`` (object type -> ``[{"id": "1", "properties": {"email": "a@x.com"}}]``) and
+    ``generated_records`` give records property values, which object batch read (by id or
+    ``idProperty``) and search answer; ``properties`` adds property definitions to HubSpot's
+    defaults. ``objects_read_max_inputs`` caps object batch read; ``search`` holds the search
+    API's limits and its own rate limit.
     """
 
     host: str = "127.0.0.1"
@@ -148,6 +221,11 @@ class StandInConfig:
     extra_tokens: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
     oauth_apps: tuple[OAuthApp, ...] = ()
     labels: tuple[LabelConfig, ...] = ()
+    records: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    generated_records: tuple[GeneratedRecords, ...] = ()
+    properties: tuple[PropertyConfig, ...] = ()
+    objects_read_max_inputs: int = 100
+    search: SearchConfig = field(default_factory=SearchConfig)
 
     def __post_init__(self) -> None:
         if self.host not in ("127.0.0.1", "localhost", "::1"):
@@ -170,6 +248,11 @@ class StandInConfig:
         )
         object.__setattr__(self, "oauth_apps", tuple(self.oauth_apps))
         object.__setattr__(self, "labels", tuple(self.labels))
+        if self.objects_read_max_inputs < 1:
+            raise ValueError("objects_read_max_inputs must be >= 1")
+        object.__setattr__(self, "records", {t: tuple(rs) for t, rs in self.records.items()})
+        object.__setattr__(self, "generated_records", tuple(self.generated_records))
+        object.__setattr__(self, "properties", tuple(self.properties))
 
     def __repr__(self) -> str:
         fields = ", ".join(
@@ -201,6 +284,17 @@ class StandInConfig:
             data["oauth_apps"] = tuple(_maybe_build(OAuthApp, a) for a in data["oauth_apps"])
         if "labels" in data:
             data["labels"] = tuple(_maybe_build(LabelConfig, a) for a in data["labels"])
+        if isinstance(data.get("search"), Mapping):
+            search = dict(data["search"])
+            if isinstance(search.get("rate_limit"), Mapping):
+                search["rate_limit"] = _build(RateLimitConfig, search["rate_limit"])
+            data["search"] = _build(SearchConfig, search)
+        if "generated_records" in data:
+            data["generated_records"] = tuple(
+                _maybe_build(GeneratedRecords, g) for g in data["generated_records"]
+            )
+        if "properties" in data:
+            data["properties"] = tuple(_maybe_build(PropertyConfig, p) for p in data["properties"])
         if "cancel_from_ids" in data:
             data["cancel_from_ids"] = frozenset(str(i) for i in data["cancel_from_ids"])
         if "extra_tokens" in data:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from airflow_hubspot_assoc.testing import spec
 from airflow_hubspot_assoc.testing.auth import Authenticator, Credential, RateLimiter
@@ -30,19 +29,16 @@ from airflow_hubspot_assoc.testing.errors import (
 from airflow_hubspot_assoc.testing.faults import FaultInjector
 from airflow_hubspot_assoc.testing.handlers import AssociationsApi
 from airflow_hubspot_assoc.testing.objects import ObjectType, UnknownObjectTypeError, resolve_object_type
+from airflow_hubspot_assoc.testing.portal_data import Portal
+from airflow_hubspot_assoc.testing.routes import (
+    READ_ENDPOINTS,
+    SINGLE_TYPE_ENDPOINTS,
+    WRITE_ENDPOINTS,
+    Route,
+    route,
+)
 from airflow_hubspot_assoc.testing.stats import RequestLog, Stats
 
-_BATCH = re.compile(
-    r"^/crm/(?:v4/associations|associations/(?P<ver>\d{4}-\d{2}))/(?P<from>[^/]+)/(?P<to>[^/]+)"
-    r"/batch/(?P<op>create|associate/default|read)$"
-)
-_LABELS = re.compile(r"^/crm/associations/(?P<ver>v4|\d{4}-\d{2})/(?P<from>[^/]+)/(?P<to>[^/]+)/labels$")
-_BATCH_ENDPOINTS = {
-    "create": "batch_create",
-    "associate/default": "batch_associate_default",
-    "read": "batch_read",
-}
-WRITE_ENDPOINTS = frozenset({"batch_create", "batch_associate_default", "labels_create"})
 CONTROL_PREFIX = "/__standin__/"
 OAUTH_PATH = "/oauth/v1/token"
 _5XX_CATEGORIES = {
@@ -67,33 +63,6 @@ class Outcome:
     record: bool = True
 
 
-@dataclass(frozen=True)
-class Route:
-    """An API path resolved to its version, endpoint and the raw object types of the URL."""
-
-    version: str
-    endpoint: str | None  # None: the path exists but not for this method
-    from_raw: str
-    to_raw: str
-
-
-def route(method: str, path: str) -> Route | None:
-    """Match an associations path; None when the stand-in has no such path."""
-    match = _BATCH.match(path)
-    if match:
-        endpoint = _BATCH_ENDPOINTS[match["op"]] if method == "POST" else None
-        version = match["ver"] or "v4"
-    else:
-        match = _LABELS.match(path)
-        if not match:
-            return None
-        endpoint = {"GET": "labels", "POST": "labels_create"}.get(method)
-        version = match["ver"]
-    if version not in spec.API_VERSIONS:
-        return None
-    return Route(version, endpoint, unquote(match["from"]), unquote(match["to"]))
-
-
 class Dispatcher:
     """Holds the stand-in's state and answers requests; safe to call from many threads."""
 
@@ -110,17 +79,10 @@ class Dispatcher:
         for app in config.oauth_apps:
             self.auth.add_oauth_app(app)
         self.limiter = RateLimiter(config.rate_limit)
+        self.search_limiter = RateLimiter(config.search.rate_limit, policy="SECONDLY")
         self.faults = FaultInjector(config.faults)
         self.api = AssociationsApi(config)
-        for object_type, ids in config.missing_records.items():
-            self.api.records.set_missing(resolve_object_type(object_type).type_id, ids)
-        for label in config.labels:
-            self.api.labels.add(
-                resolve_object_type(label.from_type).type_id,
-                resolve_object_type(label.to_type).type_id,
-                label.label,
-                label.category,
-            )
+        self.portal = Portal(config, self.api)
         self._jitter = random.Random(config.seed)
         self._jitter_lock = threading.Lock()
 
@@ -150,9 +112,9 @@ class Dispatcher:
     def _api(
         self, found: Route, endpoint: str, method: str, path: str, authorization: str | None, body: bytes
     ) -> Outcome:
-        if endpoint in ("batch_create", "batch_associate_default"):
+        if endpoint in WRITE_ENDPOINTS and endpoint != "labels_create":
             self.stats.add(write_requests=1)
-        elif endpoint == "batch_read":
+        elif endpoint in READ_ENDPOINTS:
             self.stats.add(read_requests=1)
         credential = self.auth.authenticate(authorization)
         if not isinstance(credential, Credential):
@@ -163,7 +125,9 @@ class Dispatcher:
             return Outcome(
                 429, rate_limit_body("TEN_SECONDLY_ROLLING"), endpoint, self._storm_headers(rate_headers)
             )
-        decision = self.limiter.acquire(credential.app)
+        # Search has its own, lower limit per token instead of the 10-second window.
+        limiter = self.search_limiter if endpoint == "objects_search" else self.limiter
+        decision = limiter.acquire(credential.app)
         rate_headers = decision.headers
         if not decision.allowed:
             return Outcome(
@@ -171,12 +135,12 @@ class Dispatcher:
             )
         try:
             from_t = resolve_object_type(found.from_raw)
-            to_t = resolve_object_type(found.to_raw)
+            to_t = from_t if endpoint in SINGLE_TYPE_ENDPOINTS else resolve_object_type(found.to_raw)
         except UnknownObjectTypeError as err:
             return Outcome(400, validation_error(str(err)), endpoint, rate_headers)
-        scope = from_t.scope(write=endpoint in WRITE_ENDPOINTS)
-        if not credential.allows(scope):
-            return Outcome(403, missing_scopes_error([scope]), endpoint, rate_headers)
+        scopes = from_t.scopes(endpoint, write=endpoint in WRITE_ENDPOINTS)
+        if not any(credential.allows(scope) for scope in scopes):
+            return Outcome(403, missing_scopes_error(scopes), endpoint, rate_headers)
         data, problem = self._parse(found.version, endpoint, body)
         if problem is not None:
             problem.headers = rate_headers
@@ -184,8 +148,8 @@ class Dispatcher:
         inputs = data.get("inputs", []) if isinstance(data, dict) else []
         n_inputs = len(inputs)
         self.stats.add(inputs_received=n_inputs)
-        limit = self.config.read_max_inputs if endpoint == "batch_read" else self.config.max_batch_inputs
-        if endpoint != "labels" and endpoint != "labels_create" and n_inputs > limit:
+        limit = self._input_limit(endpoint)
+        if limit is not None and n_inputs > limit:
             message = f"Too many inputs: {n_inputs} were sent, and at most {limit} are allowed per request."
             return Outcome(400, validation_error(message), endpoint, rate_headers, n_inputs)
         fault = self.faults.decide(method, path, body)
@@ -197,7 +161,7 @@ class Dispatcher:
             return Outcome(
                 fault.status, error_body(category, message), endpoint, rate_headers, n_inputs, delay
             )
-        status, answer = self._apply(found.version, endpoint, from_t, to_t, data, inputs)
+        status, answer = self._apply(found, from_t, to_t, data, inputs)
         outcome = Outcome(status, answer, endpoint, rate_headers, n_inputs, delay)
         if fault is not None and fault.kind == "slow":
             self.stats.record_fault("slow")
@@ -207,10 +171,21 @@ class Dispatcher:
             outcome.drop = True
         return outcome
 
+    def _input_limit(self, endpoint: str) -> int | None:
+        """HubSpot's cap on a request's inputs (None: the endpoint takes no inputs)."""
+        if endpoint == "batch_read":
+            return self.config.read_max_inputs
+        if endpoint == "objects_batch_read":
+            return self.config.objects_read_max_inputs
+        if endpoint in WRITE_ENDPOINTS and endpoint != "labels_create":
+            return self.config.max_batch_inputs
+        return None
+
     def _apply(
-        self, version: str, endpoint: str, from_t: ObjectType, to_t: ObjectType, data: Any, inputs: list[Any]
-    ) -> tuple[int, dict[str, Any]]:
+        self, found: Route, from_t: ObjectType, to_t: ObjectType, data: Any, inputs: list[Any]
+    ) -> tuple[int, dict[str, Any] | None]:
         started = time.time()
+        version, endpoint = found.version, found.endpoint
         if endpoint == "batch_create":
             status, answer, written = self.api.batch_create(version, from_t, to_t, inputs, started)
             self.stats.add(associations_written=written)
@@ -219,8 +194,20 @@ class Dispatcher:
             status, answer, written = self.api.associate_default(version, from_t, to_t, inputs, started)
             self.stats.add(associations_written=written)
             return status, answer
+        if endpoint in ("batch_archive", "batch_labels_archive"):
+            archive = self.portal.archive
+            apply = archive.batch_archive if endpoint == "batch_archive" else archive.labels_archive
+            status, body, removed = apply(version, from_t, to_t, inputs)
+            self.stats.add(associations_archived=removed)
+            return status, body
         if endpoint == "batch_read":
             return self.api.batch_read(version, from_t, to_t, inputs, started)
+        if endpoint == "objects_batch_read":
+            return self.portal.objects.batch_read(version, from_t, data)
+        if endpoint == "objects_search":
+            return self.portal.objects.search(from_t, data)
+        if endpoint == "property":
+            return self.portal.objects.get_property(from_t, found.name)
         if endpoint == "labels":
             return self.api.list_labels(from_t, to_t)
         return self.api.create_label(from_t, to_t, data)

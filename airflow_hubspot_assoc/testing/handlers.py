@@ -305,10 +305,18 @@ class AssociationsApi:
         }
 
     def create_label(self, from_t: ObjectType, to_t: ObjectType, body: Mapping[str, Any]) -> Answer:
-        """``POST .../labels``: a USER_DEFINED label and its inverse, both in the answer."""
+        """``POST .../labels``: a USER_DEFINED label and its inverse, both in the answer.
+
+        The first result is the new type (``from -> to``), the second its inverse; a label or
+        internal ``name`` the pair already has is a 400, as HubSpot answers.
+        """
         try:
             forward, backward = self.labels.add(
-                from_t.type_id, to_t.type_id, body["label"], inverse_label=body.get("inverseLabel")
+                from_t.type_id,
+                to_t.type_id,
+                body["label"],
+                inverse_label=body.get("inverseLabel"),
+                name=body["name"],
             )
         except ValueError as err:
             return 400, validation_error(str(err))

@@ -69,6 +69,17 @@ class ObjectType:
             return f"crm.objects.custom.{access}"
         return f"crm.objects.{self.name}.{access}"
 
+    def scopes(self, endpoint: str, *, write: bool) -> list[str]:
+        """The scopes of which a request on ``endpoint`` needs one.
+
+        The properties API takes the schema scope of the object type, or its objects read scope.
+        """
+        scope = self.scope(write=write)
+        if endpoint != "property" or scope == "tickets":
+            return [scope]
+        schemas = "crm.schemas.custom.read" if self.custom else f"crm.schemas.{self.name}.read"
+        return [schemas, scope]
+
 
 def resolve_object_type(raw: str) -> ObjectType:
     """Resolve a URL's object type (name, singular name, ``0-x`` or ``2-x`` type id, ``p_`` name).

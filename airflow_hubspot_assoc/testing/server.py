@@ -30,7 +30,7 @@ from airflow_hubspot_assoc.testing.config import (
 )
 from airflow_hubspot_assoc.testing.dispatch import Dispatcher, Outcome
 from airflow_hubspot_assoc.testing.errors import error_body
-from airflow_hubspot_assoc.testing.objects import resolve_object_type
+from airflow_hubspot_assoc.testing.portal_api import PortalMethods
 from airflow_hubspot_assoc.testing.stats import LoggedRequest, Stats
 
 __all__ = ["HubSpotStandIn"]
@@ -244,8 +244,11 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class HubSpotStandIn:
-    """A loopback HTTP server that behaves like HubSpot's associations API (see the module docs).
+class HubSpotStandIn(PortalMethods):
+    """A loopback HTTP server that behaves like HubSpot's CRM APIs (see the module docs).
+
+    Its data (labels, records, properties, associations) is seeded and inspected through the
+    methods of :class:`~.portal_api.PortalMethods`.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
@@ -340,32 +343,6 @@ class HubSpotStandIn:
         """Accept an OAuth app, whose refresh token trades for access tokens at /oauth/v1/token."""
         self._dispatcher.auth.add_oauth_app(app)
 
-    # -- the portal's data ---------------------------------------------------------------------
-
-    def add_label(self, from_type: str, to_type: str, label: str, category: str = "USER_DEFINED") -> int:
-        """Create an association label (and its inverse); return its associationTypeId."""
-        forward, _ = self._dispatcher.api.labels.add(_type_id(from_type), _type_id(to_type), label, category)
-        return forward.type_id
-
-    def labels(self, from_type: str, to_type: str) -> list[dict[str, object]]:
-        """The association types of a pair, as ``GET .../labels`` answers them."""
-        return [
-            t.as_spec_with_label()
-            for t in self._dispatcher.api.labels.types(_type_id(from_type), _type_id(to_type))
-        ]
-
-    def set_missing_records(self, object_type: str, ids: Iterable[str | int]) -> None:
-        """Make these record ids of ``object_type`` not exist (replacing an earlier call's set)."""
-        self._dispatcher.api.records.set_missing(_type_id(object_type), ids)
-
-    def record_exists(self, object_type: str, record_id: str | int) -> bool:
-        """Whether a record exists (see ``missing_ratio``), to compute expected outcomes."""
-        return self._dispatcher.api.records.exists(_type_id(object_type), str(record_id))
-
-    def associations(self, from_type: str, to_type: str) -> set[tuple[str, str, str, int]]:
-        """Every stored ``(from_id, to_id, category, typeId)`` of a pair, visible yet or not."""
-        return self._dispatcher.api.store.snapshot(_type_id(from_type), _type_id(to_type))
-
     # -- observation and control ---------------------------------------------------------------
 
     @property
@@ -386,7 +363,3 @@ class HubSpotStandIn:
     def start_429_storm(self, seconds: float) -> None:
         """Answer every API request with 429 for the next ``seconds``."""
         self._dispatcher.faults.start_storm(seconds)
-
-
-def _type_id(object_type: str) -> str:
-    return resolve_object_type(object_type).type_id

@@ -51,6 +51,7 @@ class Stats:
     write_requests: int = 0
     read_requests: int = 0
     associations_written: int = 0
+    associations_archived: int = 0
     oauth_refreshes: int = 0
     faults_injected: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)

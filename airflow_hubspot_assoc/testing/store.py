@@ -60,6 +60,7 @@ class LabelRegistry:
         self._lock = threading.Lock()
         self._types: dict[Pair, dict[TypeKey, AssociationType]] = {}
         self._inverse: dict[tuple[Pair, TypeKey], TypeKey] = {}
+        self._names: dict[frozenset[str], set[str]] = {}  # internal names per unordered pair
         self._next_id = itertools.count(_FIRST_LABEL_ID)
 
     def _seeded(self, pair: Pair) -> dict[TypeKey, AssociationType]:
@@ -116,11 +117,14 @@ class LabelRegistry:
         label: str,
         category: str = "USER_DEFINED",
         inverse_label: str | None = None,
+        name: str | None = None,
     ) -> tuple[AssociationType, AssociationType]:
         """Create a label and its inverse (``to -> from``); return both.
 
-        :raises ValueError: when the pair already has a label of that name (case-insensitive),
-            which HubSpot refuses too.
+        ``name`` is the internal name (derived from the label when not given).
+
+        :raises ValueError: when the pair already has a label of that label or internal name
+            (case-insensitive), which HubSpot refuses too.
         """
         if category not in ("USER_DEFINED", "INTEGRATOR_DEFINED"):
             raise ValueError(f"labels are USER_DEFINED or INTEGRATOR_DEFINED, got {category!r}")
@@ -130,6 +134,13 @@ class LabelRegistry:
             forward_types = self._seeded((from_t, to_t))
             if any(t.label and t.label.lower() == label.lower() for t in forward_types.values()):
                 raise ValueError(f"label {label!r} already exists between {from_t} and {to_t}")
+            internal = (name or label).strip().lower().replace(" ", "_")
+            names = self._names.setdefault(frozenset((from_t, to_t)), set())
+            if internal in names:
+                raise ValueError(
+                    f"an association label named {internal!r} already exists between {from_t} and {to_t}"
+                )
+            names.add(internal)
             forward = AssociationType(category, next(self._next_id), label)
             backward = AssociationType(category, next(self._next_id), inverse_label or label)
             forward_types[forward.key] = forward
@@ -152,11 +163,15 @@ def canonical_id(raw: str) -> str | None:
 
 
 class Records:
-    """Which records exist: everything, except ids named missing and a seeded share of ids."""
+    """Which records exist: everything, except ids named missing and a seeded share of ids.
+
+    Records given property values are ``present``: the seeded share never hides them.
+    """
 
     def __init__(self, missing_ratio: float = 0.0, seed: int = 0) -> None:
         self._lock = threading.Lock()
         self._missing: dict[str, frozenset[str]] = {}
+        self._present: dict[str, set[str]] = {}
         self._ratio = missing_ratio
         self._seed = str(seed).encode()
 
@@ -165,6 +180,20 @@ class Records:
         canonical = {canonical_id(str(i)) or str(i) for i in ids}
         with self._lock:
             self._missing[type_id] = frozenset(canonical)
+
+    def add_present(self, type_id: str, ids: Iterable[str]) -> None:
+        """Make records exist for sure (they have properties); they stop being missing."""
+        ids = set(ids)
+        with self._lock:
+            self._present.setdefault(type_id, set()).update(ids)
+            self._missing[type_id] = self._missing.get(type_id, frozenset()) - ids
+
+    def remove(self, type_id: str, ids: Iterable[str]) -> None:
+        """Make records stop existing (deleted, or merged into another), keeping other missing ids."""
+        canonical = {canonical_id(str(i)) or str(i) for i in ids}
+        with self._lock:
+            self._present.get(type_id, set()).difference_update(canonical)
+            self._missing[type_id] = self._missing.get(type_id, frozenset()) | canonical
 
     def exists(self, type_id: str, record_id: str) -> bool:
         """Whether a record exists; ids that are not valid record ids never do."""
@@ -175,7 +204,7 @@ class Records:
         """:meth:`exists` for an id already in canonical form (the hot path of every batch)."""
         if canonical in self._missing.get(type_id, ()):
             return False
-        if self._ratio <= 0:
+        if self._ratio <= 0 or canonical in self._present.get(type_id, ()):
             return True
         digest = hashlib.blake2b(
             b"%s:%s:%s" % (self._seed, type_id.encode(), canonical.encode()), digest_size=8
@@ -213,6 +242,38 @@ class AssociationStore:
                     reverse.setdefault(key, visible_at)
                 now_between.append(list(types))
         return now_between
+
+    def remove(
+        self, from_t: str, to_t: str, rows: Iterable[tuple[str, str, list[TypeKey] | None, list[TypeKey]]]
+    ) -> int:
+        """Remove associations and their inverses; return how many (pair, type) went, one way.
+
+        A row's types ``None`` means every type between the two records (its inverse types are
+        then ignored); the caller passes it for the unlabeled type too, whose removal HubSpot
+        cascades to every label between the two records.
+        """
+        removed = 0
+        with self._lock:
+            forward = self._data.get((from_t, to_t), {})
+            backward = self._data.get((to_t, from_t), {})
+            for from_id, to_id, keys, inverse_keys in rows:
+                types = forward.get(from_id, {}).get(to_id)
+                reverse = backward.get(to_id, {}).get(from_id)
+                if keys is None:
+                    removed += len(types or ())
+                    for side, a, b in ((forward, from_id, to_id), (backward, to_id, from_id)):
+                        side.get(a, {}).pop(b, None)
+                else:
+                    removed += sum(1 for k in keys if types is not None and types.pop(k, None) is not None)
+                    for key in inverse_keys:
+                        if reverse is not None:
+                            reverse.pop(key, None)
+                for side, a, b in ((forward, from_id, to_id), (backward, to_id, from_id)):
+                    if not side.get(a, {}).get(b, True):
+                        del side[a][b]
+                    if a in side and not side[a]:
+                        del side[a]
+        return removed
 
     def type_keys(self, from_t: str, to_t: str, from_id: str, to_id: str) -> list[TypeKey]:
         """Every type stored between two records (visible or not)."""

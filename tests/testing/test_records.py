@@ -7,6 +7,7 @@ import pytest
 from airflow_hubspot_assoc.testing import HubSpotStandIn, StandInConfig
 from airflow_hubspot_assoc.testing.config import GeneratedRecords, PropertyConfig
 from tests.testing.crm_support import read_body, request
+from tests.testing.support import call, create_inputs
 
 VERSIONS = ("v4", "2026-03", "2026-09")
 PARTIAL = {"v4": 207, "2026-03": 207, "2026-09": 200}
@@ -224,3 +225,26 @@ def test_objects_need_the_read_scope():
             )[0]
             == 200
         )
+
+
+@pytest.mark.hubspot_standin(
+    rate_limit=None,
+    records={"contacts": [{"id": "11", "properties": {"email": "dag@x.com"}}]},
+    properties=[{"object_type": "contacts", "name": "external_id", "has_unique_value": True}],
+    faults={"seed": 3, "error_5xx_ratio": 1.0, "error_5xx_statuses": [503]},
+)
+def test_the_pytest_marker_seeds_records_and_faults_reach_the_new_endpoints(hubspot_standin):
+    hs = hubspot_standin
+    assert hs.record_properties("contacts", "11") == {"email": "dag@x.com"}
+    status, error = request(hs, "2026-09", "objects_batch_read", read_body(["dag@x.com"], "email"))
+    assert status == 503 and error["category"] == "SERVICE_UNAVAILABLE"
+    assert hs.stats.faults_injected["5xx"] == 1
+
+
+def test_removed_records_fail_association_writes_too(hs):
+    hs.add_records("contacts", [{"id": "40", "properties": {"email": "gone@x.com"}}])
+    hs.remove_records("contacts", [40])
+    response = call(hs, "v4", "batch_create", create_inputs([("40", "100")]))
+    assert response.status_code == 207
+    assert response.json()["errors"][0]["context"] == {"fromObjectId": ["40"]}
+    assert hs.record_properties("contacts", "40") is None

@@ -166,20 +166,22 @@ class SearchConfig:
     """The CRM search API's limits, separate from the 10-second window of the other APIs.
 
     ``max_in_values`` (values of one ``IN`` filter) is the stand-in's assumption, not a figure
-    from HubSpot's docs; the others are HubSpot's.
+    from HubSpot's docs. ``max_filter_groups`` follows the project's notes on HubSpot (6; HubSpot's
+    2024 changelog says 5); filters per group (10) and in all (25) follow that changelog.
     """
 
     rate_limit: RateLimitConfig | None = field(default_factory=_search_rate_limit)
     max_limit: int = 200
     max_filter_groups: int = 6
-    max_filters_per_group: int = 6
+    max_filters_per_group: int = 10
+    max_filters: int = 25
     max_in_values: int = 100
     max_query_chars: int = 3_000
     max_results: int = 10_000
 
     def __post_init__(self) -> None:
-        numbers = (self.max_limit, self.max_filter_groups, self.max_filters_per_group, self.max_in_values)
-        if min(*numbers, self.max_query_chars, self.max_results) < 1:
+        numbers = (self.max_limit, self.max_filter_groups, self.max_filters_per_group, self.max_filters)
+        if min(*numbers, self.max_in_values, self.max_query_chars, self.max_results) < 1:
             raise ValueError(f"search limits must be >= 1, got {self}")
 
 

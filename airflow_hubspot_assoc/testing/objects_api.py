@@ -161,6 +161,8 @@ class ObjectsApi:
             return f"query is longer than {cfg.max_query_chars} characters."
         if len(groups) > cfg.max_filter_groups:
             return f"Too many filterGroups: {len(groups)}, at most {cfg.max_filter_groups} are allowed."
+        if sum(len(g["filters"]) for g in groups) > cfg.max_filters:
+            return f"Too many filters: at most {cfg.max_filters} are allowed in one search."
         for group in groups:
             if len(group["filters"]) > cfg.max_filters_per_group:
                 return f"Too many filters in a group: at most {cfg.max_filters_per_group} are allowed."

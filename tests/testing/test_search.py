@@ -97,7 +97,10 @@ def test_limits_answer_400s_like_hubspot(hs):
     status, error = search(search_body([[eq("domain", f"c{i}.com")] for i in range(7)]))
     assert status == 400 and "filterGroups" in error["message"]
     assert search(search_body([[eq("domain", f"c{i}.com")] for i in range(6)]))[1]["total"] == 7
-    assert search(search_body([[eq("name", "x")] * 7]))[0] == 400
+    assert search(search_body([[eq("name", "x")] * 11]))[0] == 400
+    assert search(search_body([[eq("name", "x")] * 10]))[0] == 200
+    status, error = search(search_body([[eq("name", "x")] * 5] * 6))
+    assert status == 400 and "at most 25" in error["message"]
     assert search(search_body([], query="x" * 3001))[0] == 400
     assert search(search_body([[in_("domain", [f"d{i}" for i in range(101)])]]))[0] == 400
     status, error = search(search_body([[eq("favourite_colour", "red")]]))

@@ -170,7 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
             f"HTTP/1.1 {outcome.status} {reason}",
             f"Server: {self.server_version}",
             f"Date: {formatdate(usegmt=True)}",
-            "Content-Type: application/json;charset=utf-8",
+            # A 204 (v4's archives) has no body, so no content type either.
+            *(["Content-Type: application/json;charset=utf-8"] if outcome.body is not None else []),
             f"Content-Length: {len(payload)}",
             *(f"{k}: {v}" for k, v in outcome.headers.items()),
         ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 from airflow_hubspot_assoc.testing import HubSpotStandIn, StandInConfig
-from tests.testing.crm_support import request
+from tests.testing.crm_support import request, url_path
 from tests.testing.support import call, create_inputs
 
 VERSIONS = ("v4", "2026-03", "2026-09")
@@ -113,10 +114,15 @@ def test_dated_versions_report_what_could_not_be_archived(hs, version):
 
 
 def test_v4_answers_204_even_for_inputs_it_could_not_apply(hs):
-    status, answer = request(
-        hs, "v4", "batch_labels_archive", _labels_archive([("1", "2")], ("USER_DEFINED", 123_456))
+    response = requests.post(
+        hs.url + url_path("v4", "batch_labels_archive"),
+        json=_labels_archive([("1", "2")], ("USER_DEFINED", 123_456)),
+        headers={"Authorization": f"Bearer {hs.token}"},
+        timeout=10,
     )
-    assert status == 204 and answer is None
+    assert response.status_code == 204 and response.content == b""
+    assert "Content-Type" not in response.headers
+    assert hs.requests[-1].endpoint == "batch_labels_archive" and hs.requests[-1].status == 204
 
 
 def test_archives_count_as_writes_and_are_capped_and_validated():

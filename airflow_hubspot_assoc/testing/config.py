@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -223,7 +223,7 @@ class StandInConfig:
     extra_tokens: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
     oauth_apps: tuple[OAuthApp, ...] = ()
     labels: tuple[LabelConfig, ...] = ()
-    records: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    records: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     generated_records: tuple[GeneratedRecords, ...] = ()
     properties: tuple[PropertyConfig, ...] = ()
     objects_read_max_inputs: int = 100

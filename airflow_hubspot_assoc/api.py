@@ -75,6 +75,10 @@ class ApiPaths:
     batch_associate_default: str
     batch_read: str
     labels: str
+    #: Every association between each pair (``{"from", "to": [ids]}`` inputs).
+    batch_archive: str
+    #: Only the given types between each pair (inputs as in batch create).
+    batch_labels_archive: str
 
 
 def association_paths(api_version: str, from_type: str, to_type: str) -> ApiPaths:
@@ -93,6 +97,8 @@ def association_paths(api_version: str, from_type: str, to_type: str) -> ApiPath
         batch_associate_default=f"{batch}/associate/default",
         batch_read=f"{batch}/read",
         labels=labels,
+        batch_archive=f"{batch}/archive",
+        batch_labels_archive=f"{batch}/labels/archive",
     )
 
 

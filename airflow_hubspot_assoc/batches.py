@@ -81,6 +81,14 @@ class Batch:
             ]
         return JsonArray(("[" + ",".join(parts) + "]").encode())
 
+    def encoded_archive_inputs(self) -> JsonArray:
+        """The ``inputs`` of ``batch/archive`` (every type between each pair): ``{"from", "to": [..]}``,
+        one input per pair, so that an error naming a pair maps back to it alone."""
+        parts = [
+            f'{{"from":{{"id":"{pair.from_id}"}},"to":[{{"id":"{pair.to_id}"}}]}}' for pair, _ in self.items
+        ]
+        return JsonArray(("[" + ",".join(parts) + "]").encode())
+
     def halves(self) -> tuple[Batch, Batch]:
         """Split in two, for an answer that the batch was too large."""
         middle = len(self.items) // 2

@@ -34,7 +34,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": integration,
-                "python-modules": ["airflow_hubspot_assoc.operators.associations"],
+                "python-modules": [
+                    "airflow_hubspot_assoc.operators.associations",
+                    "airflow_hubspot_assoc.operators.archive",
+                ],
             }
         ],
         "sensors": [

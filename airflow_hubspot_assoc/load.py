@@ -26,6 +26,7 @@ from airflow_hubspot_assoc.api import BATCH_CREATE_MAX_INPUTS
 from airflow_hubspot_assoc.batches import Batch, BatchBuilder, BatchOutcome, interpret, whole_batch_failure
 from airflow_hubspot_assoc.checkpoint import CheckpointSaver
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotValidationError, PairInputError
+from airflow_hubspot_assoc.guards import OPERATIONS, check_archive_scope, check_write_limits
 from airflow_hubspot_assoc.pairs import InvalidRow, Pair
 from airflow_hubspot_assoc.progress import ProgressReporter
 from airflow_hubspot_assoc.segments import InFlight, Segment
@@ -58,6 +59,17 @@ class LoadSettings:
     progress_interval: float = 5.0
     checkpoint_interval: float = 0.0
     log_failures: int = 100
+    #: What a batch does: ``create`` (batch create / associate default) or ``archive``.
+    operation: str = "create"
+    #: Archive only: allow removing every association of a pair (no type, or the unlabeled one).
+    all_types: bool = False
+    #: Refuse, before any write, an input that would write more pairs than this (count or share).
+    max_writes: int | None = None
+    max_write_ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.operation not in OPERATIONS:
+            raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}, got {self.operation!r}")
 
 
 class LoadStopped(Exception):
@@ -120,6 +132,7 @@ class AssociationLoad:
         labels: set[str] = set()
         type_ids: set[int] = {t.type_id for t in self.resolver.default_types}
         first_invalid: list[InvalidRow] = []
+        untyped = 0  # rows that get the default association (every type, for an archive)
         for row in self.rows:
             total += 1
             if isinstance(row, InvalidRow):
@@ -129,12 +142,17 @@ class AssociationLoad:
                 if len(first_invalid) < 5:
                     first_invalid.append(row)
             elif row.types is not None:
-                if len(type_ids) < MAX_CHECKED_TYPE_IDS:
+                if not row.types:
+                    untyped += 1
+                elif len(type_ids) < MAX_CHECKED_TYPE_IDS:
                     type_ids.update(type_id for _, type_id in row.types)
             elif row.label is not None:
                 labels.add(row.label)
-            elif row.type_id is not None and len(type_ids) < MAX_CHECKED_TYPE_IDS:
-                type_ids.add(row.type_id)
+            elif row.type_id is not None:
+                if len(type_ids) < MAX_CHECKED_TYPE_IDS:
+                    type_ids.add(row.type_id)
+            elif not self.resolver.default_types:
+                untyped += 1
         self.report.total = total
         if total and invalid / total > self.settings.max_failed_ratio:
             details = "; ".join(str(row.to_error()) for row in first_invalid)
@@ -143,15 +161,23 @@ class AssociationLoad:
                 f"{self.settings.max_failed_ratio}; first ones: {details}",
                 source=str(first_invalid[0].source),
             )
-        self._check_association_types(type_ids)
+        settings = self.settings
+        check_write_limits(
+            settings.operation, total - invalid, total, settings.max_writes, settings.max_write_ratio
+        )
+        known = self._check_association_types(type_ids)
+        if settings.operation == "archive" and not settings.all_types:
+            check_archive_scope(known, type_ids, untyped, self.from_type, self.to_type)
         for label in sorted(labels):
             self.resolver.label(label)
         self.log.info("Validated %s rows (%s invalid) before sending anything.", f"{total:,}", f"{invalid:,}")
 
-    def _check_association_types(self, type_ids: set[int]) -> None:
+    def _check_association_types(self, type_ids: set[int]) -> list[dict[str, Any]]:
         """One read before any write: the object pair exists and knows every type id the load uses.
 
         Without it, an unknown object type or type id would only show as a 400 on every batch.
+
+        :return: the object pair's association types, as HubSpot lists them.
         """
         try:
             known = self.sender.association_types()
@@ -171,6 +197,7 @@ class AssociationLoad:
                 f"association_type_id {', '.join(map(str, unknown))} is not a type of {self.from_type} -> "
                 f"{self.to_type}; HubSpot has: {described or 'none'}"
             )
+        return known
 
     # -- resume -------------------------------------------------------------------------------
     def resume(self) -> int:
@@ -366,7 +393,12 @@ class AssociationLoad:
     def _send(self, batch: Batch) -> list[BatchOutcome]:
         """Send one batch (on a worker thread); split it when HubSpot says it is too large."""
         try:
-            response = self.sender.send(batch.encoded_inputs(), default=batch.default)
+            if self.settings.operation == "archive":
+                # A default batch has no types: it removes every association between each pair.
+                encoded = batch.encoded_archive_inputs() if batch.default else batch.encoded_inputs()
+                response = self.sender.archive(encoded, all_types=batch.default)
+            else:
+                response = self.sender.send(batch.encoded_inputs(), default=batch.default)
         except HubSpotValidationError as err:
             size = len(batch.items)
             if err.status in TOO_LARGE_STATUSES and size > HUBSPOT_BATCH_CAP:

@@ -8,9 +8,10 @@ batch response where it can (``status``, ``requestedAt``, ``startedAt``, ``compl
 Airflow's metadata database, so every list in it is bounded.
 
 The running counts of a load are :class:`airflow_hubspot_assoc.report.LoadReport`, which produces a
-record at the end. ``operation`` says which operator wrote a record (only ``create`` today); it and the
-optional counts of later operators (``archived``, ``removed``, ``resolution``) appear in the JSON only
-when set, so a create record keeps its documented shape.
+record at the end. ``operation`` says which operator wrote a record (``create`` or ``archive``); it and
+the optional counts of other operators (``archived``, ``removed``, ``resolution``) appear in the JSON
+only when set, so a create record keeps its documented shape. An archive record counts its removed
+pairs in ``archived`` (``created`` stays 0) and samples them, with the types removed, in ``sample``.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ MAX_ERRORS = 50
 MAX_SAMPLE = 100
 #: Distinct type combinations a record lists in ``typesUsed``.
 MAX_TYPES = 20
-#: The operators that write records; later ones (archive, sync, revert) add theirs here.
-OPERATIONS = ("create",)
+#: The operators that write records; later ones (sync, revert) add theirs here.
+OPERATIONS = ("create", "archive")
 #: The category of a row's bare ``association_type_id`` when the record does not say.
 DEFAULT_CATEGORY = "HUBSPOT_DEFINED"
 #: Statuses whose record has a ``completedAt``.
@@ -116,6 +117,11 @@ class BatchRecord:
         ):
             if len(items) > bound:
                 raise ValueError(f"Batch record {name} holds at most {bound} entries, got {len(items)}")
+
+    @property
+    def written(self) -> int:
+        """Pairs the operation applied: ``archived`` for an archive, ``created`` otherwise."""
+        return (self.archived or 0) if self.operation == "archive" else self.created
 
     @property
     def num_errors(self) -> int:
@@ -274,7 +280,7 @@ class BatchRecord:
         """One line that accounts for every pair of the record."""
         return (
             f"{self.status}{' (dry run)' if self.dry_run else ''}: {self.total:,} pairs read, "
-            f"{self.created:,} created, {self.failed:,} failed, {self.invalid:,} invalid, "
+            f"{self.written:,} {self.operation}d, {self.failed:,} failed, {self.invalid:,} invalid, "
             f"{self.duplicates:,} duplicates; {self.requests:,} requests, {self.retries:,} retries, "
             f"{self.throttled:,} throttled (429)"
         )
@@ -290,6 +296,7 @@ class BatchRecord:
             "dryRun": self.dry_run,
             "fromObjectType": self.from_type,
             "toObjectType": self.to_type,
+            **({"operation": self.operation, "archived": self.written} if self.operation != "create" else {}),
         }
 
 

@@ -39,6 +39,7 @@ class LoadReport:
     dry_run: bool = False
     failed_pairs_path: str | None = None
     total: int = 0
+    #: Pairs the batches applied (created, or archived for an archive).
     created: int = 0
     failed: int = 0
     invalid: int = 0
@@ -56,6 +57,8 @@ class LoadReport:
     #: The operator's own type for rows without type fields (``DEFAULT_ASSOCIATION`` for the default).
     default_types: Types = ()
     default_category: str = "HUBSPOT_DEFINED"
+    #: ``create`` or ``archive``: an archive's applied pairs (``created`` here) go to ``archived``.
+    operation: str = "create"
     #: Request counters of earlier tries (restored from a checkpoint), added to this try's.
     base_requests: int = 0
     base_retries: int = 0
@@ -133,6 +136,7 @@ class LoadReport:
     def to_record(self, *, resumed_skipped: int = 0) -> BatchRecord:
         """The batch record of the load so far; ``resumed_skipped``: rows a resumed try skipped."""
         status = self.status
+        archive = self.operation == "archive"
         types = self.types[0] if len(self.types) == 1 else ()
         return BatchRecord(
             status=status,
@@ -146,7 +150,9 @@ class LoadReport:
             types_used=tuple(self.types),
             dry_run=self.dry_run,
             total=self.total,
-            created=self.created,
+            created=0 if archive else self.created,
+            archived=self.created if archive else None,
+            operation=self.operation,
             failed=self.failed,
             invalid=self.invalid,
             duplicates=self.duplicates,

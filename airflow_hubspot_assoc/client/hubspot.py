@@ -260,5 +260,44 @@ class HubSpotClient:
         raise UnknownLabelError(label, from_type, to_type, existing)
 
     # ------------------------------------------------------------------ later
-    # Association archive, labels create/archive, objects batch read by idProperty and search go here,
-    # each a method that builds its path with ``api`` and sends through ``call`` (or ``acall``).
+    # Objects batch read by idProperty and search go here too, each a method that builds its path
+    # with ``api`` and sends through ``call`` (or ``acall``).
+    def archive_associations(
+        self, from_type: str, to_type: str, inputs: Sequence[Mapping[str, Any]] | api.JsonArray
+    ) -> BatchResponse:
+        """Remove every association between each pair (``batch/archive``); ``inputs`` are
+        ``{"from": {"id"}, "to": [{"id"}, ...]}``. v4 answers 204 without a body (``body`` is then
+        ``{}``); dated versions answer 200 with ``errors`` naming the inputs not applied."""
+        path = self._paths(from_type, to_type).batch_archive
+        answer, retries = self._call("POST", path, inputs_body(inputs))
+        return BatchResponse(answer.status, body_of(answer), retries)
+
+    def archive_association_labels(
+        self, from_type: str, to_type: str, inputs: Sequence[Mapping[str, Any]] | api.JsonArray
+    ) -> BatchResponse:
+        """Remove only the given types between each pair (``batch/labels/archive``); ``inputs`` in
+        batch create's shape. Archiving the unlabeled type cascades to every label of the pair."""
+        path = self._paths(from_type, to_type).batch_labels_archive
+        answer, retries = self._call("POST", path, inputs_body(inputs))
+        return BatchResponse(answer.status, body_of(answer), retries)
+
+    def create_label(
+        self, from_type: str, to_type: str, label: str, *, name: str, inverse_label: str | None = None
+    ) -> tuple[str, int]:
+        """Create a USER_DEFINED label (and its inverse) for ``from_type -> to_type``: its
+        ``(category, typeId)``. The cached types of the pair are dropped, so the next resolve sees it."""
+        payload: dict[str, Any] = {"label": label, "name": name}
+        if inverse_label:
+            payload["inverseLabel"] = inverse_label
+        body = body_of(self.call("POST", self._paths(from_type, to_type).labels, payload))
+        with self._lock:
+            self._labels.pop((from_type, to_type), None)
+            self._labels.pop((to_type, from_type), None)
+        created = association_types_of(body)
+        wanted = label.strip().casefold()
+        for entry in created:
+            if isinstance(entry.get("label"), str) and entry["label"].strip().casefold() == wanted:
+                return str(entry["category"]), int(entry["typeId"])
+        if created:  # the first result is the new type (``from -> to``), the second its inverse
+            return str(created[0]["category"]), int(created[0]["typeId"])
+        return self.resolve_label(from_type, to_type, label)

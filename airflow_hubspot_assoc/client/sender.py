@@ -1,8 +1,8 @@
 """The narrow interface a load sends through: one object per load, built by the operator.
 
 Why: the load must not reach back into the hook (for its pool size, its in-flight cap per batch or its
-counters). It drives; this object answers three questions: send this batch, how many may be in flight
-(now, and at most ever, to size the pool), and what did sending cost so far.
+counters). It drives; this object answers three questions: send (create) or archive this batch, how
+many may be in flight (now, and at most ever, to size the pool), and what did sending cost so far.
 """
 
 from __future__ import annotations
@@ -54,6 +54,13 @@ class AssociationSender:
         client = self._client
         create = client.create_default_associations if default else client.create_associations
         return create(self.from_type, self.to_type, inputs)
+
+    def archive(self, inputs: api.JsonArray, *, all_types: bool) -> BatchResponse:
+        """Archive a batch: every association between each pair (``all_types``: ``inputs`` in
+        ``batch/archive``'s shape), or only the types in ``inputs`` (``batch/labels/archive``)."""
+        client = self._client
+        remove = client.archive_associations if all_types else client.archive_association_labels
+        return remove(self.from_type, self.to_type, inputs)
 
     def capacity(self) -> Capacity:
         """How many may be in flight now (the window's room or the concurrency cap) and at most."""

@@ -62,14 +62,15 @@ class ExpectedPairs:
         if kind == "path":
             yield from self._pairs_from_path()
             return
-        if record.created <= len(record.sample):
+        if record.written <= len(record.sample):
             yield from record.sample
             return
         if kind == "xcom":
             raise HubSpotConfigError(
-                f"verify='all' needs every created pair, but the batch came from an XCom list and its "
-                f"record samples only {len(record.sample):,} of {record.created:,} created pairs. Use "
-                "verify='sample', or load from a file (pairs_path) so the sensor can read it again."
+                f"verify='all' needs every {record.operation}d pair, but the batch came from an XCom list "
+                f"and its record samples only {len(record.sample):,} of {record.written:,} "
+                f"{record.operation}d pairs. Use verify='sample', or load from a file (pairs_path) so the "
+                "sensor can read it again."
             )
         raise HubSpotConfigError(
             f"verify='all' cannot read the batch record's source {dict(record.source)!r}; use verify='sample'"

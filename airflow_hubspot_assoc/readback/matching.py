@@ -7,6 +7,9 @@ Rules:
   not matter.
 * A pair created as a default association (no types) accepts any type.
 * Pairs the operator reported as failed are never waited for (:class:`FailedPairs`).
+* An archive is read back for absence (``absent=True``): a pair is confirmed when HubSpot lists
+  none of the types it had removed; a pair archived without types (every association) is confirmed
+  only when HubSpot lists no association between the two records at all.
 """
 
 from __future__ import annotations
@@ -33,9 +36,13 @@ class MissingPair:
     pair: AssociationPair
     #: The types HubSpot lists between the two records; ``None`` when it lists no association at all.
     found_types: frozenset[AssociationType] | None = None
+    #: Waited for to disappear (an archive), not to appear.
+    absent: bool = False
 
     def describe(self) -> str:
         """Render for logs and errors, saying why the pair does not count yet."""
+        if self.absent:
+            return f"{self.pair.describe()}: still has [{describe_types(self.found_types or ())}]"
         if self.found_types is None:
             return f"{self.pair.describe()}: not associated"
         return f"{self.pair.describe()}: has only [{describe_types(self.found_types)}]"
@@ -75,15 +82,27 @@ def index_read_back(
 
 
 def check_pairs(
-    expected: Iterable[AssociationPair], read_back: Mapping[str, Sequence[Mapping[str, Any]]]
+    expected: Iterable[AssociationPair],
+    read_back: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    absent: bool = False,
 ) -> CheckResult:
-    """Split ``expected`` into confirmed and missing pairs according to one batch read."""
+    """Split ``expected`` into confirmed and missing pairs according to one batch read.
+
+    :param absent: confirm pairs whose types are gone (an archive) instead of present.
+    """
     index = index_read_back(read_back)
     confirmed: list[AssociationPair] = []
     missing: list[MissingPair] = []
     for pair in expected:
         found = index.get(pair.from_id, {}).get(pair.to_id)
-        if found is not None and pair.types <= found:
+        if absent:
+            # No types: every association was archived, so any type left counts against it.
+            if not found or (pair.types and not pair.types & found):
+                confirmed.append(pair)
+            else:
+                missing.append(MissingPair(pair, frozenset(found), absent=True))
+        elif found is not None and pair.types <= found:
             confirmed.append(pair)
         else:
             missing.append(MissingPair(pair, None if found is None else frozenset(found)))

@@ -2,7 +2,9 @@
 
 HubSpot's CRM is eventually consistent: an association that batch create accepted can take a while to
 show up in reads. The sensor reads the pairs back with batch read and succeeds only when each one is
-visible with the type it was created with.
+visible with the type it was created with. For an archive record (``operation: "archive"``) it waits
+for the opposite: each pair no longer shows the types removed (no association at all when every type
+was removed); ``readback`` decides, the sensor only drives it.
 
 How much memory and how many requests it needs:
 
@@ -167,6 +169,7 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
             poll_interval=self.poke_interval,
             confirmed=progress.confirmed,
             total=progress.total,
+            absent=progress.absent,
         )
         self.log.info(
             "Deferring: %s; the triggerer polls every %ss.", progress.status_text(), self.poke_interval
@@ -230,7 +233,7 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
         if record.status == "CANCELED":
             self._fail(
                 f"HubSpot canceled the batch ({record.from_type} -> {record.to_type}, "
-                f"{record.created:,} of {record.total:,} pairs accepted before): {record.canceled_reasons()}"
+                f"{record.written:,} of {record.total:,} pairs accepted before): {record.canceled_reasons()}"
             )
         if record.dry_run:
             self.log.info("The batch was a dry run: nothing was written, nothing to wait for.")
@@ -243,8 +246,8 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
                 "HubSpot reported %s, so verify='none' has no status to trust: reading back the sample.",
                 record.status,
             )
-        if record.created == 0:
-            self.log.info("The batch created no associations: nothing to wait for.")
+        if record.written == 0:
+            self.log.info("The batch %s no associations: nothing to wait for.", f"{record.operation}d")
             return self._result(record, expected=0)
         return None
 
@@ -255,7 +258,11 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
         confirmed = self._progress.confirmed if self._progress is not None else 0
         if status == "CONFIRMED" and expected is None:
             expected = self._progress.total if self._progress is not None else None
-            self.log.info("All associations are visible: %s.", progress_text(confirmed, expected))
+            self.log.info(
+                "All associations are %s: %s.",
+                "gone" if record.operation == "archive" else "visible",
+                progress_text(confirmed, expected),
+            )
         return {
             "status": status,
             "verify": self.verify,
@@ -301,6 +308,8 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
                 expected,
                 max_from_ids=self.read_chunk_from_ids,
                 max_outstanding=self.max_deferred_pairs,
+                # An archive record: wait until its pairs no longer show the removed types.
+                absent=record.operation == "archive",
             )
         return self._progress
 

@@ -34,6 +34,7 @@ class HubSpotBatchStatusTrigger(BaseTrigger):
     :param poll_interval: seconds between polls
     :param confirmed: pairs the worker confirmed before deferring (for progress and the event)
     :param total: all expected pairs (confirmed before deferring plus ``pairs``)
+    :param absent: wait for the pairs' types to be gone (an archive record) instead of visible
     """
 
     def __init__(
@@ -48,8 +49,10 @@ class HubSpotBatchStatusTrigger(BaseTrigger):
         poll_interval: float = 30.0,
         confirmed: int = 0,
         total: int | None = None,
+        absent: bool = False,
     ) -> None:
         super().__init__()
+        self.absent = bool(absent)
         self.hubspot_conn_id = hubspot_conn_id
         self.from_object_type = from_object_type
         self.to_object_type = to_object_type
@@ -77,6 +80,7 @@ class HubSpotBatchStatusTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "confirmed": self.confirmed,
                 "total": self.total,
+                "absent": self.absent,
             },
         )
 
@@ -93,6 +97,7 @@ class HubSpotBatchStatusTrigger(BaseTrigger):
             pending=decode_pairs(self.type_sets, self.pairs),
             confirmed=self.confirmed,
             total=self.total,
+            absent=self.absent,
         )
         # Transient errors are retried at the next poll, so one poll need not retry for long.
         hook = HubSpotHook(
@@ -118,7 +123,8 @@ class HubSpotBatchStatusTrigger(BaseTrigger):
             if done:
                 return self._event(
                     "success",
-                    f"All associations are visible: {progress_text(confirmed, total)} "
+                    f"All associations are {'gone' if self.absent else 'visible'}: "
+                    f"{progress_text(confirmed, total)} "
                     f"({self.from_object_type} -> {self.to_object_type}).",
                     readback,
                 )

@@ -79,6 +79,7 @@ def test_serialize_round_trip_is_plain_and_secret_free(hubspot_conn):
         "poll_interval",
         "confirmed",
         "total",
+        "absent",
     }
     assert hubspot_conn.token not in json.dumps(kwargs)
 

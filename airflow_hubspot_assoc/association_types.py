@@ -91,6 +91,10 @@ Types = tuple[AssociationType, ...]
 DEFAULT_ASSOCIATION: Types = ()
 
 
+#: The type id a dry run gives a label it would create (HubSpot's ids start at 1, so it is never real).
+PLANNED_LABEL_TYPE_ID = 0
+
+
 def check_category(category: str) -> str:
     """Return ``category`` upper-cased, or raise naming the allowed values."""
     normalised = category.strip().upper()

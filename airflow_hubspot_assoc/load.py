@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_hubspot_assoc.api import BATCH_CREATE_MAX_INPUTS
+from airflow_hubspot_assoc.association_types import PLANNED_LABEL_TYPE_ID
 from airflow_hubspot_assoc.batches import Batch, BatchBuilder, BatchOutcome, interpret, whole_batch_failure
 from airflow_hubspot_assoc.checkpoint import CheckpointSaver
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotValidationError, PairInputError
@@ -187,7 +188,8 @@ class AssociationLoad:
                 f"to_object_type={self.to_type!r}: {err.hubspot_message}"
             ) from err
         existing = {int(entry["typeId"]) for entry in known if isinstance(entry.get("typeId"), int)}
-        unknown = sorted(type_ids - existing)
+        # A label a dry run would create has no id yet (``PLANNED_LABEL_TYPE_ID``).
+        unknown = sorted(type_ids - existing - {PLANNED_LABEL_TYPE_ID})
         if unknown:
             described = ", ".join(
                 f"{entry['typeId']} ({entry.get('category')}, {entry.get('label') or 'unlabeled'})"

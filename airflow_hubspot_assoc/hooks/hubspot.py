@@ -350,6 +350,12 @@ class HubSpotHook(HttpHook):
         """Find a label by name (case-insensitive): ``(category, typeId)``; cached per hook."""
         return self.client.resolve_label(from_type, to_type, label)
 
+    def create_label(
+        self, from_type: str, to_type: str, label: str, *, name: str, inverse_label: str | None = None
+    ) -> tuple[str, int]:
+        """Create a USER_DEFINED label (and its inverse): ``(category, typeId)``; see ``HubSpotClient``."""
+        return self.client.create_label(from_type, to_type, label, name=name, inverse_label=inverse_label)
+
     # Old names, kept while other branches still call them.
     list_labels = read_association_types
     association_types = cached_association_types

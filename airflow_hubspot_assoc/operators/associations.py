@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 from airflow_hubspot_assoc.operators.base import (
     MAX_BATCH_SIZE,
     MAX_CONCURRENCY,
     BatchAssociationsOperatorBase,
 )
+from airflow_hubspot_assoc.operators.labels import LabelsOnDemand
+
+if TYPE_CHECKING:
+    from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 
 __all__ = ["MAX_BATCH_SIZE", "MAX_CONCURRENCY", "BatchCreateAssociationsOperator"]
 
@@ -47,6 +54,12 @@ class BatchCreateAssociationsOperator(BatchAssociationsOperatorBase):
         defaults to ``_checkpoints`` beside ``failed_pairs_path``; without either, no checkpoints
     :param checkpoint_interval: least seconds between two checkpoint writes; 0 (default) writes one
         after every commit, with one write in flight (commits made meanwhile coalesce into the next)
+    :param create_missing_labels: create a label name (the operator's or a row's) that the object
+        pair lacks, through the labels API, once and before any write (``USER_DEFINED``, with an
+        internal ``name`` derived from the label); without it an unknown label fails before any write,
+        listing the labels that exist. A dry run only logs the labels it would create.
+    :param association_inverse_label: the inverse label of ``association_label`` when it is created
+        (templated)
     :param dry_run: read, validate and resolve labels; send nothing
     :param progress_interval: seconds between progress lines in the log
     :param hubspot_conn_id: the HubSpot connection (templated)
@@ -54,3 +67,46 @@ class BatchCreateAssociationsOperator(BatchAssociationsOperatorBase):
     """
 
     operation = "create"
+
+    template_fields: Sequence[str] = (
+        *BatchAssociationsOperatorBase.template_fields,
+        "association_inverse_label",
+    )
+
+    def __init__(
+        self,
+        *,
+        create_missing_labels: bool = False,
+        association_inverse_label: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if association_inverse_label is not None and not (
+            create_missing_labels and self.association_label is not None
+        ):
+            raise ValueError(
+                f"association_inverse_label ({association_inverse_label!r}) names the inverse of a label "
+                "created on demand: pass it with association_label and create_missing_labels=True"
+            )
+        self.create_missing_labels = bool(create_missing_labels)
+        self.association_inverse_label = association_inverse_label
+
+    def _label_resolver(
+        self, hook: HubSpotHook, from_type: str, to_type: str
+    ) -> Callable[[str], tuple[str, int]]:
+        resolve = super()._label_resolver(hook, from_type, to_type)
+        if not self.create_missing_labels:
+            return resolve
+        inverse = (
+            {str(self.association_label): str(self.association_inverse_label)}
+            if self.association_label and self.association_inverse_label
+            else {}
+        )
+        return LabelsOnDemand(
+            resolve,
+            lambda label, **fields: hook.create_label(from_type, to_type, label, **fields),
+            pair=f"{from_type} -> {to_type}",
+            log=self.log,
+            inverse_labels=inverse,
+            dry_run=self.is_dry_run,
+        )

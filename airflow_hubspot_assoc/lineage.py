@@ -142,7 +142,7 @@ def facets_on_complete(
         target = output_dataset(load)
         output_facets = {}
         if record is not None:
-            output_facets["outputStatistics"] = statistics_facet(rowCount=record.created)
+            output_facets["outputStatistics"] = statistics_facet(rowCount=record.written)
         output = output_class(namespace=target.namespace, name=target.name, outputFacets=output_facets)
         return operator_lineage(inputs=inputs, outputs=[output])
     except Exception:

@@ -310,10 +310,11 @@ class AssociationLoad:
                     self._saver.close()
                 self._finish()
                 self.log.warning(
-                    "Stopped after %s of %s rows were accounted for (%s created, %s failed).",
+                    "Stopped after %s of %s rows were accounted for (%s %sd, %s failed).",
                     f"{self._committed_rows:,}",
                     f"{self.report.total:,}",
                     f"{self.report.created:,}",
+                    self.settings.operation,
                     f"{self.report.failed:,}",
                 )
                 raise

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="hubspot-assoc-tests-"))
@@ -42,3 +43,13 @@ __all__ = ["run_dag"]
 def airflow_home() -> Path:
     """The isolated AIRFLOW_HOME of this test session."""
     return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def fresh_limiters() -> Iterator[None]:
+    """No rate limiter learnt by an earlier test, before and after this one (the registry is per process)."""
+    from airflow_hubspot_assoc.rate_limit import reset_limiters
+
+    reset_limiters()
+    yield
+    reset_limiters()

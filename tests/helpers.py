@@ -1,12 +1,25 @@
-"""Helpers for running real DAGs in tests."""
+"""Helpers shared by the tests: real DAG runs, input files, connections and rate-window counts.
+
+One definition of each, imported where needed (``conftest.py`` files hold fixtures only: pytest
+does not want them imported).
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
     from airflow.models.dagrun import DagRun
     from airflow.sdk import DAG
+
+    from airflow_hubspot_assoc.pairs import InvalidRow, Pair
+    from airflow_hubspot_assoc.testing import HubSpotStandIn, OAuthApp
 
 
 def run_dag(dag: DAG, **kwargs: Any) -> DagRun:
@@ -40,3 +53,74 @@ def task_states(dag_run: DagRun) -> dict[str, str]:
         (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state)
         for ti in dag_run.get_task_instances()
     }
+
+
+def dag_id(request: pytest.FixtureRequest) -> str:
+    """A DAG id unique to the running test (its name, parameters included, as a valid id)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:200]
+
+
+# -- input files -------------------------------------------------------------------------------------
+def write_csv(
+    path: Path, rows: list[tuple[object, ...]], header: tuple[str, ...] = ("from_id", "to_id")
+) -> Path:
+    """A CSV file written by the csv module, as a warehouse export would be."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def read_all(path: str | Path, **kwargs: str) -> list[Pair | InvalidRow]:
+    """Every row of a path input, as the operator's validation pass sees it."""
+    from airflow_hubspot_assoc.pairs import PairReader
+
+    return list(PairReader.from_path(str(path), **kwargs))
+
+
+def ids(rows: list[Pair | InvalidRow]) -> list[tuple[str | None, str | None]]:
+    """The (from, to) ids of the rows, for compact assertions."""
+    return [(row.from_id, row.to_id) for row in rows]
+
+
+# -- connections -----------------------------------------------------------------------------------
+def oauth_connection_json(
+    hs: HubSpotStandIn, client_id: str, client_secret: str, refresh_token: str, **extra: Any
+) -> str:
+    """``AIRFLOW_CONN_...`` JSON for an OAuth connection to the stand-in."""
+    return json.dumps(
+        {
+            "conn_type": "hubspot",
+            "host": hs.url,
+            "extra": {
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "refresh_token": refresh_token,
+                **extra,
+            },
+        }
+    )
+
+
+def oauth_connection(
+    monkeypatch: pytest.MonkeyPatch, hs: HubSpotStandIn, app: OAuthApp, **extra: Any
+) -> None:
+    """Register ``app`` with the stand-in and point ``hubspot_default`` at it with OAuth."""
+    hs.add_oauth_app(app)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HUBSPOT_DEFAULT",
+        oauth_connection_json(hs, app.client_id, app.client_secret, app.refresh_token, **extra),
+    )
+
+
+# -- rate windows ----------------------------------------------------------------------------------
+def max_in_any_window(times: list[float], interval: float) -> int:
+    """The most of ``times`` that fall in any half-open window ``(t - interval, t]``."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - interval:
+            start += 1
+        best = max(best, end - start + 1)
+    return best

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
-import re
 from pathlib import Path
 
 import pendulum
@@ -15,22 +13,10 @@ from airflow.sdk import DAG, task
 from airflow_hubspot_assoc.exceptions import PairInputError, UnknownLabelError
 from airflow_hubspot_assoc.operators.associations import BatchCreateAssociationsOperator
 from airflow_hubspot_assoc.testing import LatencyConfig, RateLimitConfig
-from tests.helpers import run_dag, task_results, task_states
+from tests.helpers import dag_id, run_dag, task_results, task_states, write_csv
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 UNLABELED = ("HUBSPOT_DEFINED", 279)  # contacts -> companies, HubSpot's default association
-
-
-def dag_id(request: pytest.FixtureRequest) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:200]
-
-
-def write_csv(path: Path, rows: list[tuple], header=("from_id", "to_id")) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def write_requests(hs) -> list:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from airflow_hubspot_assoc.exceptions import PairInputError
 from airflow_hubspot_assoc.pairs import InvalidRow, Pair, PairReader
 from airflow_hubspot_assoc.pairs.ids import MAX_ID
-from tests.pairs.conftest import ids, read_all, write_csv
+from tests.helpers import ids, read_all, write_csv
 
 
 def only_error(path, **kwargs):

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, PairInputError
 from airflow_hubspot_assoc.pairs import MAX_ID, InvalidRow, Pair, PairReader
 from airflow_hubspot_assoc.pairs.ids import InvalidValueError, normalise_id
-from tests.pairs.conftest import ids, read_all, write_csv
+from tests.helpers import ids, read_all, write_csv
 
 PAIRS = [(1, 101), (2, 102), (3, 103), (4, 104), (5, 105)]
 EXPECTED_IDS = [(str(f), str(t)) for f, t in PAIRS]

@@ -84,6 +84,21 @@ def ids(rows: list[Pair | InvalidRow]) -> list[tuple[str | None, str | None]]:
     return [(row.from_id, row.to_id) for row in rows]
 
 
+def assert_well_formed(row: Pair | InvalidRow, source: str) -> None:
+    """What any row a reader yields must hold, whatever the input: it names where it came from; a pair
+    carries canonical ids (what HubSpot accepts as record ids); an invalid row says what is wrong."""
+    from airflow_hubspot_assoc.pairs import MAX_ID, Pair
+
+    assert row.source == source, row
+    assert row.line is None or row.line >= 1, row
+    if isinstance(row, Pair):
+        assert row.line is not None, row
+        for value in (row.from_id, row.to_id):
+            assert value.isascii() and value.isdigit() and value[0] != "0" and int(value) <= MAX_ID, row
+    else:
+        assert row.reason.strip(), row
+
+
 # -- connections -----------------------------------------------------------------------------------
 def oauth_connection_json(
     hs: HubSpotStandIn, client_id: str, client_secret: str, refresh_token: str, **extra: Any

@@ -1,7 +1,14 @@
-"""Test set-up shared by every test: a throw-away AIRFLOW_HOME with a migrated SQLite database.
+"""Test set-up shared by every test: a throw-away AIRFLOW_HOME with a migrated SQLite database, and
+the tiers.
 
 The environment is set before Airflow is imported anywhere, so every test (and every subprocess a
 test starts) sees the same isolated Airflow installation.
+
+Tiers: ``make test`` runs everything. ``make test-fast`` (``pytest --fast``) is the unit tier: it
+leaves out the tests marked with one of ``SLOW_TIER_MARKERS`` and fails any test that takes longer
+than its budget. Every test under ``tests/integration/`` is marked ``integration`` here, by folder, so
+a test that starts Airflow processes cannot join the unit tier by being left unmarked, and a slow test
+elsewhere fails the unit tier loudly instead of slowing it down quietly.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="hubspot-assoc-tests-"))
@@ -38,11 +45,100 @@ from tests.helpers import run_dag  # noqa: E402
 
 __all__ = ["run_dag"]
 
+_INTEGRATION = Path(__file__).resolve().parent / "integration"
+#: What the unit tier (``pytest --fast``) leaves out.
+SLOW_TIER_MARKERS = ("integration", "e2e", "browser", "slow")
+#: The unit tier's budget per test, in seconds (a loaded two-core machine included).
+FAST_TEST_SECONDS = 10.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tiers", "test tiers (see tests/conftest.py)")
+    group.addoption(
+        "--fast",
+        action="store_true",
+        help=f"the unit tier: leave out tests marked {', '.join(SLOW_TIER_MARKERS)} and fail any test "
+        f"over --max-test-seconds ({FAST_TEST_SECONDS:g} s unless given)",
+    )
+    group.addoption(
+        "--max-test-seconds",
+        type=float,
+        default=None,
+        help="fail every test whose call takes longer than this",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """In the unit tier, do not even import tests/integration/ (all of it is left out)."""
+    if config.getoption("--fast") and collection_path == _INTEGRATION:
+        return True
+    return None
+
+
+def _budget(config: pytest.Config) -> float | None:
+    budget: float | None = config.getoption("--max-test-seconds")
+    if budget is None and config.getoption("--fast"):
+        return FAST_TEST_SECONDS
+    return budget
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(_INTEGRATION):
+            item.add_marker(pytest.mark.integration)
+    if not config.getoption("--fast"):
+        return
+    kept, left_out = [], []
+    for item in items:
+        slow = any(item.get_closest_marker(name) for name in SLOW_TIER_MARKERS)
+        (left_out if slow else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    budget = _budget(item.config)
+    if budget is not None and report.when == "call" and report.passed and report.duration > budget:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} took {report.duration:.1f} s, over the unit tier's budget of {budget:g} s: "
+            "make it faster, mark it @pytest.mark.slow, or move it to tests/integration/"
+        )
+    return report
+
 
 @pytest.fixture(scope="session")
 def airflow_home() -> Path:
     """The isolated AIRFLOW_HOME of this test session."""
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def dag_runs_warmed() -> None:
+    """Run one trivial DAG: the first task run in a process costs seconds (imports, the in-process
+    execution API), which is paid here rather than charged to whichever test runs a DAG first."""
+    import pendulum
+    from airflow.sdk import DAG, task
+
+    with DAG("warm_up", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+
+        @task
+        def nothing() -> None:
+            return None
+
+        nothing()
+    run_dag(dag)
+
+
+@pytest.fixture(autouse=True)
+def _dag_runs_warmed_for_dag_tests(request: pytest.FixtureRequest) -> None:
+    if hasattr(request.module, "run_dag"):
+        request.getfixturevalue("dag_runs_warmed")
 
 
 @pytest.fixture

@@ -421,6 +421,7 @@ _WINDOW = RateLimitConfig(max_requests=20, interval_ms=2_000)
 _SLOW = LatencyConfig(base_ms=300)
 
 
+@pytest.mark.slow  # paced by a real window and latency, by design: 7 to 11 s each
 @pytest.mark.parametrize(
     ("max_burst", "least_peak", "most_peak"),
     [(None, 10, 20), (2, 1, 2)],

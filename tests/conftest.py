@@ -13,11 +13,14 @@ elsewhere fails the unit tier loudly instead of slowing it down quietly.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Generator, Iterator
+from importlib.metadata import distributions
 from pathlib import Path
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="hubspot-assoc-tests-"))
@@ -32,12 +35,41 @@ os.environ.update(
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
 )
-subprocess.run(
-    [sys.executable, "-m", "airflow", "db", "migrate"],
-    check=True,
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL,
-)
+
+#: Migrated databases, one per set of installed Airflow distributions: ``airflow db migrate`` costs
+#: several seconds of every session (a second Airflow start-up, in a subprocess), and what it writes
+#: depends only on Airflow and its providers (nothing in it names this session's home).
+_DB_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "hubspot-assoc" / "airflow-db"
+
+
+def _airflow_distributions() -> str:
+    names = sorted(
+        f"{dist.metadata['Name']}=={dist.version}"
+        for dist in distributions()
+        if str(dist.metadata["Name"] or "").lower().startswith("apache-airflow")
+    )
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def _migrate_metadata_database(home: Path) -> None:
+    """Give ``home`` a migrated ``airflow.db``: a copy of the cached one, or migrate once and cache it."""
+    cached = _DB_CACHE / f"airflow-{_airflow_distributions()}.db"
+    if cached.is_file():
+        shutil.copyfile(cached, home / "airflow.db")
+        return
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _DB_CACHE.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(f".{os.getpid()}.tmp")  # sessions running at once each write their own
+    shutil.copyfile(home / "airflow.db", partial)
+    os.replace(partial, cached)
+
+
+_migrate_metadata_database(_AIRFLOW_HOME)
 
 import pytest  # noqa: E402
 

@@ -35,9 +35,11 @@ test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The unit tier (`pytest --fast`, defined in tests/conftest.py): no Airflow processes, no browser, no
-# benchmarks, and a time budget per test; --timeout stops a test that hangs.
+# benchmarks, and a time budget per test; --timeout stops a test that hangs. Its tests mostly wait
+# (answer latency, rate windows, poke intervals), so one worker per core (-n auto) halves the time;
+# PYTEST_ARGS="-n 0 tests/..." runs a few tests in this process instead.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest --fast --timeout=60 --durations=10 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --fast -n auto --timeout=60 --durations=10 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_hubspot_assoc tests example_dags benchmarks demo

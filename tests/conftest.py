@@ -20,9 +20,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Generator, Iterator
 from importlib.metadata import distributions
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="hubspot-assoc-tests-"))
 _DAGS_FOLDER = _AIRFLOW_HOME / "dags"
@@ -73,6 +75,9 @@ def _migrate_metadata_database(home: Path) -> None:
 _migrate_metadata_database(_AIRFLOW_HOME)
 
 import pytest  # noqa: E402
+
+if TYPE_CHECKING:
+    import fsspec
 
 from tests.helpers import run_dag  # noqa: E402
 
@@ -194,6 +199,18 @@ def dag_runs_warmed() -> None:
 def _dag_runs_warmed_for_dag_tests(request: pytest.FixtureRequest) -> None:
     if hasattr(request.module, "run_dag"):
         request.getfixturevalue("dag_runs_warmed")
+
+
+@pytest.fixture
+def memory_bucket() -> Iterator[tuple[fsspec.AbstractFileSystem, str]]:
+    """fsspec's process-wide memory filesystem and a fresh prefix in it, removed afterwards."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    prefix = f"/bucket-{uuid.uuid4().hex[:8]}"
+    yield fs, prefix
+    if fs.exists(prefix):
+        fs.rm(prefix, recursive=True)
 
 
 @pytest.fixture

@@ -7,13 +7,16 @@ does not want them imported).
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import fsspec
     import pytest
     from airflow.models.dagrun import DagRun
     from airflow.sdk import DAG
@@ -70,6 +73,86 @@ def write_csv(
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def csv_text(pairs: Sequence[tuple[object, object]]) -> str:
+    """Pairs as the text of a CSV file with a header."""
+    return "from_id,to_id\n" + "".join(f"{f},{t}\n" for f, t in pairs)
+
+
+#: The kinds of path input the operator accepts, as ``write_input`` writes them.
+INPUT_KINDS = [
+    "csv",
+    "csv.gz",
+    "jsonl",
+    "json",
+    "parquet",
+    "sharded",
+    "glob",
+    "file-url",
+    "memory-url",
+    "memory-dir",
+]
+
+
+def write_input(
+    tmp_path: Path,
+    kind: str,
+    pairs: Sequence[tuple[int, int]],
+    memory_bucket: tuple[fsspec.AbstractFileSystem, str],
+) -> str:
+    """Write ``pairs`` (five or more) as one input of ``kind`` (see ``INPUT_KINDS``); return its path or URL.
+
+    Directories and globs hold what real exports hold next to the data: an empty partition, a part
+    in another format, a ``_SUCCESS`` marker, a file the glob must not match.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"from_id": f, "to_id": t} for f, t in pairs]
+    if kind == "csv":
+        return str(write_csv(tmp_path / "pairs.csv", list(pairs)))
+    if kind == "csv.gz":
+        path = tmp_path / "pairs.csv.gz"
+        path.write_bytes(gzip.compress(csv_text(pairs).encode()))
+        return str(path)
+    if kind == "jsonl":
+        path = tmp_path / "pairs.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(path)
+    if kind == "json":
+        path = tmp_path / "pairs.json"
+        path.write_text(json.dumps(rows, indent=1))
+        return str(path)
+    if kind == "parquet":
+        path = tmp_path / "pairs.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), path)
+        return str(path)
+    if kind == "sharded":
+        shards = tmp_path / "export"
+        shards.mkdir()
+        write_csv(shards / "part-000.csv", list(pairs[:2]))
+        write_csv(shards / "part-001.csv", [])  # an empty partition, as Spark writes them
+        (shards / "part-002.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[2:]))
+        (shards / "_SUCCESS").write_text("")
+        return str(shards)
+    if kind == "glob":
+        write_csv(tmp_path / "a.csv", list(pairs[:3]))
+        write_csv(tmp_path / "b.csv", list(pairs[3:]))
+        write_csv(tmp_path / "other.txt", [(9, 9)])
+        return str(tmp_path / "*.csv")
+    if kind == "file-url":
+        return "file://" + str(write_csv(tmp_path / "pairs.csv", list(pairs)))
+    fs, prefix = memory_bucket
+    if kind == "memory-url":
+        fs.pipe(f"{prefix}/pairs.csv", csv_text(pairs).encode())
+        return f"memory:/{prefix}/pairs.csv"
+    if kind == "memory-dir":
+        fs.pipe(f"{prefix}/out/part-0.csv.gz", gzip.compress(csv_text(pairs[:4]).encode()))
+        fs.pipe(f"{prefix}/out/part-1.csv", csv_text(pairs[4:]).encode())
+        fs.pipe(f"{prefix}/out/_SUCCESS", b"")
+        return f"memory:/{prefix}/out"
+    raise AssertionError(kind)
 
 
 def read_all(path: str | Path, **kwargs: str) -> list[Pair | InvalidRow]:

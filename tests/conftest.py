@@ -172,6 +172,12 @@ def pytest_runtest_makereport(
     return report
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove this session's AIRFLOW_HOME when every test passed (it is kept to look into otherwise)."""
+    if exitstatus == 0:
+        shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def airflow_home() -> Path:
     """The isolated AIRFLOW_HOME of this test session."""

@@ -1,12 +1,13 @@
 # Two entry points matter (see README): `make demo` and `make test`.
 # Both build a pinned virtual environment from scratch with only python3, git and make.
+# `make test-fast` is a developer's inner loop: the unit tier of the tests, in under two minutes.
 PYTHON ?= python3
 VENV   ?= .venv
 UV_VERSION = 0.13.9
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench lock clean
+.PHONY: demo test test-fast lint typecheck bench lock clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,13 @@ test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check airflow_hubspot_assoc tests example_dags benchmarks demo
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The unit tier (`pytest --fast`, defined in tests/conftest.py): no Airflow processes, no browser, no
+# benchmarks, and a time budget per test; --timeout stops a test that hangs. Its tests mostly wait
+# (answer latency, rate windows, poke intervals), so one worker per core (-n auto) halves the time;
+# PYTEST_ARGS="-n 0 tests/..." runs a few tests in this process instead.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest --fast -n auto --timeout=60 --durations=10 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_hubspot_assoc tests example_dags benchmarks demo

@@ -16,7 +16,11 @@ def run_dag(dag: DAG, **kwargs: Any) -> DagRun:
     DAGs inline, so they are serialized here the way the DAG processor would.
     """
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    try:
+        from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    except ImportError:  # Airflow 3.1 (the oldest supported) keeps the DAG bag in airflow.models
+        from airflow.models.dagbag import DagBag, sync_bag_to_db
 
     DagBundlesManager().sync_bundles_to_db()
     bag = DagBag(dag_folder="/nonexistent")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pendulum
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 from airflow.sdk import DAG, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
 from airflow_hubspot_assoc.exceptions import HubSpotAuthError, HubSpotConfigError, HubSpotError
 from airflow_hubspot_assoc.sensors.associations import DEFER_GRACE_SECONDS, HubSpotBatchStatusSensor

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pendulum
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 from airflow.sdk import DAG, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
 from airflow_hubspot_assoc.exceptions import HubSpotAuthError, HubSpotConfigError, HubSpotError
 from airflow_hubspot_assoc.sensors.associations import DEFER_GRACE_SECONDS, HubSpotBatchStatusSensor

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pendulum
 import pytest
 from airflow.sdk import DAG
@@ -18,7 +16,7 @@ from airflow_hubspot_assoc.links import (
 )
 from airflow_hubspot_assoc.object_types import canonical_object_type, object_type_id
 from airflow_hubspot_assoc.operators.associations import BatchCreateAssociationsOperator
-from tests.helpers import run_dag, task_states
+from tests.helpers import dag_id, run_dag, task_states
 
 PORTAL = "12345678"
 LIST = "https://app.hubspot.com/contacts/12345678/objects/{}/views/all/list"
@@ -106,8 +104,8 @@ def _links_after_run(request, from_type: str, to_type: str) -> tuple[str, dict[s
     the stored payload."""
     from airflow.models.serialized_dag import SerializedDagModel
 
-    dag_id = re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:200]
-    with DAG(dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+    name = dag_id(request)
+    with DAG(name, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
         BatchCreateAssociationsOperator(
             task_id="create",
             from_object_type=from_type,
@@ -118,7 +116,7 @@ def _links_after_run(request, from_type: str, to_type: str) -> tuple[str, dict[s
     state = task_states(dag_run)["create"]
     (ti,) = dag_run.get_task_instances()
     # What GET .../taskInstances/{task_id}/links does: the serialized task answers from XCom.
-    task = SerializedDagModel.get_dag(dag_id).get_task("create")
+    task = SerializedDagModel.get_dag(name).get_task("create")
     links = {name: task.get_extra_links(ti, name) or None for name in task.extra_links}
     return state, links, ti.xcom_pull(task_ids="create", key=LINK_XCOM_KEY)
 

@@ -23,6 +23,7 @@ from airflow_hubspot_assoc.client.limiter import RateLimiter
 from airflow_hubspot_assoc.client.peers import STALE_AFTER_S
 from airflow_hubspot_assoc.client.registry import limiter_for, reset_limiters
 from airflow_hubspot_assoc.exceptions import HubSpotDailyLimitError
+from tests.helpers import max_in_any_window
 
 
 class FakeClock:
@@ -408,16 +409,6 @@ def test_sharing_ends_when_the_others_stop():
 
 
 # ----------------------------------------------------------------------------- a tiny HubSpot window
-def max_in_any_window(times: list[float], interval: float) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while times[start] <= t - interval:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 def simulate(
     limiters: list[dict],
     *,

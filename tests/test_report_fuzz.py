@@ -113,9 +113,9 @@ def test_every_pair_of_a_batch_is_created_or_failed_exactly_once(batch, body):
     created = _keys([item.pair for item in outcome.created])
     failed = _keys([failure.pair for failure in outcome.failures])
     assert created + failed == _keys([item.pair for item in batch.items])
-    assert isinstance(outcome.status, str)
+    assert outcome.status and outcome.status == outcome.status.upper()
     for failure in outcome.failures:
-        assert isinstance(failure.category, str) and isinstance(failure.message, str)
+        assert failure.category and failure.message  # a failed pair always says why
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -48,6 +48,7 @@ from typing import Any
 
 from airflow_hubspot_assoc.client.daily import DailyAllowance
 from airflow_hubspot_assoc.client.fallback import NoHeaderFallback
+from airflow_hubspot_assoc.client.foreign import ForeignPeak
 from airflow_hubspot_assoc.client.headers import (
     HEADER_INTERVAL,
     HEADER_MAX,
@@ -136,7 +137,7 @@ class WindowState:
         self._level = 1  # alone, or with known peers: how many of our sends may be in the window
         self._foreign = 0
         self._foreign_until = 0.0
-        self._foreign_peaks: deque[tuple[float, int]] = deque()
+        self._foreign_peaks = ForeignPeak()  # F is the peak of these estimates (``foreign.py``)
         self._foreign_seen_at = -math.inf
 
         self._steering = Steering(Gains(target_use, gain_up, gain_down, churn))  # unknown peers
@@ -370,13 +371,7 @@ class WindowState:
         refused = 1 if throttled else 0
         foreign_floor = max(0, limit - remaining - (ticket.own - refused) - later)
         foreign = max(0, limit - remaining - (ticket.held - refused))
-        peaks = self._foreign_peaks
-        while peaks and peaks[-1][1] <= foreign:
-            peaks.pop()
-        peaks.append((now, foreign))
-        while peaks[0][0] <= now - interval / 2:
-            peaks.popleft()
-        foreign = peaks[0][1]
+        foreign = self._foreign_peaks.update(now, foreign, interval)
         self._foreign = foreign
         self._foreign_until = now + interval
         if throttled and foreign_floor <= 1 and not self._steering.active:

@@ -144,7 +144,7 @@ class HubSpotHook(HttpHook):
         settings = self._settings_cache
         if settings is not None:
             return settings
-        from airflow.sdk.log import amask_secret
+        from airflow_hubspot_assoc.version_compat import amask_secret
 
         conn = await self.aget_connection(self.hubspot_conn_id)
         extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson

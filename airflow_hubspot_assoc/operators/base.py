@@ -154,7 +154,7 @@ class BatchAssociationsOperatorBase(BaseOperator):
         self.is_dry_run = dry_run
         self.progress_interval = progress_interval
         self.hubspot_conn_id = hubspot_conn_id
-        self._stop = threading.Event()
+        self._stop: threading.Event | None = None
         # What execute learnt, for the OpenLineage facets on completion.
         self._files_read: tuple[str, ...] = ()
         self._record: BatchRecord | None = None
@@ -208,7 +208,7 @@ class BatchAssociationsOperatorBase(BaseOperator):
                 **self._load_settings(),
             ),
             log=self.log,  # type: ignore[arg-type]  # Airflow's structlog logger has the same methods
-            stop=self._stop,
+            stop=self._stop_event(),
             checkpoint=checkpoint,
         )
         self.log.info(
@@ -241,7 +241,7 @@ class BatchAssociationsOperatorBase(BaseOperator):
 
     def on_kill(self) -> None:
         """Stop sending new batches; the load logs how far it got once the requests in flight return."""
-        self._stop.set()
+        self._stop_event().set()
         self.log.warning("Kill requested: no new batches will be sent.")
 
     def get_openlineage_facets_on_start(self) -> Any:
@@ -253,6 +253,16 @@ class BatchAssociationsOperatorBase(BaseOperator):
         return lineage.facets_on_complete(self._lineage, self._files_read, self._record)
 
     # -- helpers ----------------------------------------------------------------------------
+    # Made on first use, not in __init__: Airflow deep-copies operators (``DAG.partial_subset``, and
+    # 3.0's ``dag.test()``) and a lock cannot be copied. The guard is a class attribute: never copied.
+    _stop_guard = threading.Lock()
+
+    def _stop_event(self) -> threading.Event:
+        with self._stop_guard:
+            if self._stop is None:
+                self._stop = threading.Event()
+            return self._stop
+
     def _reader(self) -> PairReader:
         fields = {"from_id_field": self.from_id_field, "to_id_field": self.to_id_field}
         if self.pairs_path is not None and self.pairs is None:

@@ -14,10 +14,11 @@ from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, PairInputError
-from airflow_hubspot_assoc.pairs.formats import EMPTY_REASONS, READERS, locate_bad_utf8
+from airflow_hubspot_assoc.pairs.formats import EMPTY_REASONS, READERS
 from airflow_hubspot_assoc.pairs.model import XCOM_SOURCE, InvalidRow, Pair
 from airflow_hubspot_assoc.pairs.rows import ItemConverter
 from airflow_hubspot_assoc.pairs.sources import InputFile, resolve
+from airflow_hubspot_assoc.pairs.text import locate_bad_utf8
 
 
 def _check_fields(from_id_field: Any, to_id_field: Any) -> None:

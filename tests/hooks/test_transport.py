@@ -25,7 +25,6 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from airflow_hubspot_assoc.client.registry import reset_limiters
 from airflow_hubspot_assoc.client.transport import SessionTransport, as_requests_error
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 
@@ -74,11 +73,7 @@ def proxy() -> Iterator[ThreadingHTTPServer]:
     server.server_close()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_limiters() -> Iterator[None]:
-    reset_limiters()
-    yield
-    reset_limiters()
+pytestmark = pytest.mark.usefixtures("fresh_limiters")
 
 
 def _inputs(n: int, start: int) -> list[dict]:

@@ -148,24 +148,6 @@ def throttling(hs: HubSpotStandIn) -> dict[str, int]:
     }
 
 
-def oauth_connection(
-    hs: HubSpotStandIn, client_id: str, client_secret: str, refresh_token: str, **extra: Any
-) -> str:
-    """``AIRFLOW_CONN_...`` JSON for an OAuth connection to the stand-in."""
-    return json.dumps(
-        {
-            "conn_type": "hubspot",
-            "host": hs.url,
-            "extra": {
-                "client_id": client_id,
-                "client_secret": client_secret,
-                "refresh_token": refresh_token,
-                **extra,
-            },
-        }
-    )
-
-
 def issued_access_tokens(hs: HubSpotStandIn) -> list[str]:
     """Every OAuth access token the stand-in has issued (its private registry of bearer tokens)."""
     tokens = hs._dispatcher.auth._tokens  # the stand-in has no public accessor for minted tokens

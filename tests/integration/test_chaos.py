@@ -14,7 +14,6 @@ in a run with a tight rate limit and no storm at all, where every 429 is the lim
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -32,7 +31,7 @@ from airflow_hubspot_assoc.testing import (
     RateLimitConfig,
     StandInConfig,
 )
-from tests.helpers import run_dag, task_results, task_states
+from tests.helpers import dag_id, oauth_connection_json, run_dag, task_results, task_states
 from tests.integration.reliability_support import (
     StormsAtProgress,
     check_failed_file,
@@ -40,7 +39,6 @@ from tests.integration.reliability_support import (
     inputs_sent,
     issued_access_tokens,
     names_missing_record,
-    oauth_connection,
     throttling,
     write_pairs_csv,
 )
@@ -105,7 +103,7 @@ def test_chaos_loses_nothing(request, monkeypatch, tmp_path, api_version, type_i
         expected = expectation(hs, pairs)
         monkeypatch.setenv(
             "AIRFLOW_CONN_HUBSPOT_DEFAULT",
-            oauth_connection(
+            oauth_connection_json(
                 hs, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, api_version=api_version, timeout=READ_TIMEOUT_S
             ),
         )
@@ -113,7 +111,7 @@ def test_chaos_loses_nothing(request, monkeypatch, tmp_path, api_version, type_i
         batches = N_PAIRS // BATCH_SIZE
         with StormsAtProgress(hs, [batches // 5, batches // 2, 4 * batches // 5], STORM_S) as storms:
             state, record = run_operator(
-                re.sub(r"\W", "_", request.node.name),
+                dag_id(request),
                 from_object_type="contacts",
                 to_object_type="companies",
                 pairs_path=str(pairs.path),
@@ -182,7 +180,7 @@ def test_own_429s_under_one_percent_with_a_tight_rate_limit_and_no_storm(request
         pairs = write_pairs_csv(tmp_path / "pairs.csv", 2_400, seed=5)
         monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", hs.connection_uri())
         state, record = run_operator(
-            re.sub(r"\W", "_", request.node.name),
+            dag_id(request),
             from_object_type="contacts",
             to_object_type="companies",
             pairs_path=str(pairs.path),
@@ -211,7 +209,7 @@ def test_waiting_for_the_rate_limiter_never_sends_an_expired_token(monkeypatch):
     with HubSpotStandIn(config) as hs:
         monkeypatch.setenv(
             "AIRFLOW_CONN_HUBSPOT_DEFAULT",
-            oauth_connection(hs, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, timeout=READ_TIMEOUT_S),
+            oauth_connection_json(hs, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, timeout=READ_TIMEOUT_S),
         )
         hook = HubSpotHook(max_concurrency=2, retry_budget_seconds=30)
         hs.start_429_storm(1.0)  # the very first answer: 429, window full

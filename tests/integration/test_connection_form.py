@@ -24,7 +24,7 @@ import pytest
 from airflow_hubspot_assoc.testing import HubSpotStandIn, StandInConfig
 from tests.integration.airflow_cluster import AirflowCluster, airflow_cluster
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(300)]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

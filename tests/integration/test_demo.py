@@ -64,8 +64,13 @@ def test_demo_runs_a_dag_against_the_standin_and_summarises_it():
     # HubSpot's reasons, grouped, with the category first.
     reasons = re.findall(r"^\s+([\d,]+)\s+VALIDATION_ERROR: (.+)$", summary, re.MULTILINE)
     assert reasons and sum(int(n.replace(",", "")) for n, _ in reasons) == failed
-    assert number(summary, "requests") >= read // 100
-    assert number(summary, "429s") >= 0  # reported, whatever the count
+    requests = number(summary, "requests")
+    assert requests >= read // 100
+    # The stand-in's 429s and the window they come from: the demo's loads and sensors share one app's
+    # window and keep to the 2% of 429s the README's performance targets allow.
+    throttled = number(summary, "429s")
+    assert re.search(r"^\s+429s\s+[\d,]+\s+\(limit 100 requests per 10 s; [\d,]+ retries\)", summary, re.M)
+    assert throttled <= 0.02 * requests, f"{throttled} of {requests} requests answered 429"
     assert re.search(r"^\s+throughput\s+[\d,]+\s+pairs/s", summary, re.MULTILINE)
     assert number(summary, "confirmed") == created
 

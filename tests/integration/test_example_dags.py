@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers import run_dag, task_results, task_states
+from tests.helpers import run_dag, task_results, task_states, write_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 DAG_FILES = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
@@ -145,10 +145,7 @@ def test_files_example_reads_csv_and_parquet_parts_of_an_existing_export(
 ):
     export = tmp_path / "spark-export"
     export.mkdir()
-    with (export / "part-00000.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["from_id", "to_id"])
-        writer.writerows([(1, 101), (2, 102)])
+    write_csv(export / "part-00000.csv", [(1, 101), (2, 102)])
     pq.write_table(pa.table({"from_id": ["3", "4"], "to_id": ["103", "104"]}), export / "part-00001.parquet")
     (export / "_SUCCESS").write_text("")
     (export / "_part-00000.failed.jsonl").write_text("")  # from an earlier run: not an input

@@ -50,12 +50,11 @@ from airflow_hubspot_assoc.testing import (
     OAuthApp,
     StandInConfig,
 )
-from tests.helpers import run_dag, task_results, task_states
+from tests.helpers import oauth_connection_json, run_dag, task_results, task_states
 from tests.integration.airflow_cluster import TERMINAL_RUN_STATES, AirflowCluster, airflow_cluster
 from tests.integration.reliability_support import (
     find_secrets,
     issued_access_tokens,
-    oauth_connection,
     write_pairs_csv,
 )
 
@@ -274,8 +273,10 @@ def test_no_secret_in_logs_database_files_or_triggers_after_every_failure_mode(t
             "AIRFLOW_CONN_HUBSPOT_DEFAULT": connection(hs.url, keys.token),
             "AIRFLOW_CONN_HS_BAD_TOKEN": connection(hs.url, keys.bad_token),
             "AIRFLOW_CONN_HS_NO_SCOPE": connection(hs.url, keys.no_scope_token),
-            "AIRFLOW_CONN_HS_OAUTH": oauth_connection(hs, CLIENT_ID, keys.client_secret, keys.refresh_token),
-            "AIRFLOW_CONN_HS_OAUTH_BAD_REFRESH": oauth_connection(
+            "AIRFLOW_CONN_HS_OAUTH": oauth_connection_json(
+                hs, CLIENT_ID, keys.client_secret, keys.refresh_token
+            ),
+            "AIRFLOW_CONN_HS_OAUTH_BAD_REFRESH": oauth_connection_json(
                 hs, CLIENT_ID, keys.client_secret, keys.bad_refresh_token
             ),
             "AIRFLOW_CONN_HS_5XX": connection(hs_5xx.url, keys.errors_token),
@@ -339,11 +340,12 @@ def test_no_secret_in_captured_output_or_session_home_in_process(airflow_home, m
     with HubSpotStandIn(config) as hs:
         pairs = write_pairs_csv(tmp_path / "pairs.csv", 1_000, seed=4)
         monkeypatch.setenv(
-            "AIRFLOW_CONN_HS_OAUTH", oauth_connection(hs, CLIENT_ID, keys.client_secret, keys.refresh_token)
+            "AIRFLOW_CONN_HS_OAUTH",
+            oauth_connection_json(hs, CLIENT_ID, keys.client_secret, keys.refresh_token),
         )
         monkeypatch.setenv(
             "AIRFLOW_CONN_HS_OAUTH_BAD",
-            oauth_connection(hs, CLIENT_ID, keys.client_secret, keys.bad_refresh_token),
+            oauth_connection_json(hs, CLIENT_ID, keys.client_secret, keys.bad_refresh_token),
         )
         monkeypatch.setenv("AIRFLOW_CONN_HS_BAD_TOKEN", connection(hs.url, keys.bad_token))
         with DAG(

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
-import re
-from pathlib import Path
 
 import pendulum
 import pytest
@@ -15,22 +11,10 @@ from airflow.sdk import DAG, task
 from airflow_hubspot_assoc.exceptions import PairInputError, UnknownLabelError
 from airflow_hubspot_assoc.operators.associations import BatchCreateAssociationsOperator
 from airflow_hubspot_assoc.testing import LatencyConfig, RateLimitConfig
-from tests.helpers import run_dag, task_results, task_states
+from tests.helpers import INPUT_KINDS, dag_id, run_dag, task_results, task_states, write_csv, write_input
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 UNLABELED = ("HUBSPOT_DEFINED", 279)  # contacts -> companies, HubSpot's default association
-
-
-def dag_id(request: pytest.FixtureRequest) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:200]
-
-
-def write_csv(path: Path, rows: list[tuple], header=("from_id", "to_id")) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def write_requests(hs) -> list:
@@ -94,58 +78,9 @@ def test_pairs_from_xcom_taskflow(request, hubspot_conn):
     assert json.loads(json.dumps(record)) == record  # plain JSON, fit for XCom
 
 
-def _write_format(tmp_path: Path, fmt: str) -> str:
-    rows = [{"from_id": f, "to_id": t} for f, t in PAIRS]
-    if fmt == "csv":
-        return str(write_csv(tmp_path / "pairs.csv", PAIRS))
-    if fmt == "csv.gz":
-        path = tmp_path / "pairs.csv.gz"
-        with gzip.open(path, "wt", newline="") as handle:
-            handle.write("from_id,to_id\n" + "".join(f"{f},{t}\n" for f, t in PAIRS))
-        return str(path)
-    if fmt == "jsonl":
-        path = tmp_path / "pairs.jsonl"
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        return str(path)
-    if fmt == "json":
-        path = tmp_path / "pairs.json"
-        path.write_text(json.dumps(rows))
-        return str(path)
-    if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        path = tmp_path / "pairs.parquet"
-        pq.write_table(pa.Table.from_pylist([{"from_id": str(f), "to_id": str(t)} for f, t in PAIRS]), path)
-        return str(path)
-    if fmt == "sharded":
-        shards = tmp_path / "export"
-        shards.mkdir()
-        write_csv(shards / "part-000.csv", PAIRS[:2])
-        write_csv(shards / "part-001.csv", PAIRS[2:])
-        (shards / "_SUCCESS").write_text("")
-        return str(shards)
-    if fmt == "glob":
-        write_csv(tmp_path / "a.csv", PAIRS[:3])
-        write_csv(tmp_path / "b.csv", PAIRS[3:])
-        return str(tmp_path / "*.csv")
-    if fmt == "file-url":
-        return "file://" + str(write_csv(tmp_path / "pairs.csv", PAIRS))
-    if fmt == "memory-url":
-        import fsspec
-
-        fs = fsspec.filesystem("memory")
-        with fs.open(f"/bucket/{tmp_path.name}/pairs.csv", "w") as handle:
-            handle.write("from_id,to_id\n" + "".join(f"{f},{t}\n" for f, t in PAIRS))
-        return f"memory://bucket/{tmp_path.name}/pairs.csv"
-    raise AssertionError(fmt)
-
-
-@pytest.mark.parametrize(
-    "fmt", ["csv", "csv.gz", "jsonl", "json", "parquet", "sharded", "glob", "file-url", "memory-url"]
-)
-def test_every_file_format_and_location(request, hubspot_conn, tmp_path, fmt):
-    path = _write_format(tmp_path, fmt)
+@pytest.mark.parametrize("fmt", INPUT_KINDS)
+def test_every_file_format_and_location(request, hubspot_conn, tmp_path, memory_bucket, fmt):
+    path = write_input(tmp_path, fmt, PAIRS, memory_bucket)
     state, record = run_operator(
         request, from_object_type="contacts", to_object_type="companies", pairs_path=path
     )
@@ -435,6 +370,7 @@ _WINDOW = RateLimitConfig(max_requests=20, interval_ms=2_000)
 _SLOW = LatencyConfig(base_ms=300)
 
 
+@pytest.mark.slow  # paced by a real window and latency, by design: 7 to 11 s each
 @pytest.mark.parametrize(
     ("max_burst", "least_peak", "most_peak"),
     [(None, 10, 20), (2, 1, 2)],

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from airflow_hubspot_assoc.exceptions import PairInputError
 from airflow_hubspot_assoc.pairs import InvalidRow, Pair, PairReader
 from airflow_hubspot_assoc.pairs.ids import MAX_ID
-from tests.pairs.conftest import ids, read_all, write_csv
+from tests.helpers import ids, read_all, write_csv
 
 
 def only_error(path, **kwargs):
@@ -161,7 +161,11 @@ def test_csv_gz(tmp_path):
     assert rows[0] == Pair("1", "2", 2, str(path)) and (rows[1].line, rows[1].field) == (3, "to_id")
 
 
-@pytest.mark.parametrize("content", [b"not gzip at all", gzip.compress(b"from_id,to_id\n1,2\n" * 50)[:-20]])
+@pytest.mark.parametrize(
+    "content",
+    [b"not gzip at all", gzip.compress(b"from_id,to_id\n1,2\n" * 50)[:-20]],
+    ids=["not-gzip", "truncated-gzip"],  # the gzip header holds the time: ids from it would change
+)
 def test_broken_gzip_is_an_input_error(tmp_path, content):
     path = tmp_path / "in.csv.gz"
     path.write_bytes(content)
@@ -237,9 +241,11 @@ def test_json_array_compact_and_pretty_printed(tmp_path):
 
 
 def test_json_array_streams_across_chunks(tmp_path, monkeypatch):
-    from airflow_hubspot_assoc.pairs import formats
+    from airflow_hubspot_assoc.pairs import json_array, text
 
-    monkeypatch.setattr(formats, "TEXT_CHUNK", 7)  # every item and many numbers straddle a chunk end
+    # Every item and many numbers straddle a chunk end (the scanner's reads and the decoder's alike).
+    for module in (json_array, text):
+        monkeypatch.setattr(module, "TEXT_CHUNK", 7)
     path = tmp_path / "in.json"
     path.write_text("[\n" + ",\n".join(f"[{10**12 + i}, {i + 1}]" for i in range(200)) + "\n]\n")
     rows = read_all(path)
@@ -318,9 +324,9 @@ def test_parquet_integer_and_string_ids(tmp_path):
 
 
 def test_parquet_lines_continue_across_batches_and_row_groups(tmp_path, monkeypatch):
-    from airflow_hubspot_assoc.pairs import formats
+    from airflow_hubspot_assoc.pairs import parquet
 
-    monkeypatch.setattr(formats, "PARQUET_BATCH", 3)
+    monkeypatch.setattr(parquet, "PARQUET_BATCH", 3)
     values = list(range(1, 11))
     values[7] = 0
     path = _parquet(
@@ -413,23 +419,23 @@ def test_every_iteration_reopens_the_file(tmp_path):
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet='ab,"\r\n', max_size=60), st.integers(min_value=1, max_value=9))
 def test_physical_lines_match_text_file_iteration_at_any_chunk_size(text, chunk):
-    from airflow_hubspot_assoc.pairs import formats
+    from airflow_hubspot_assoc.pairs import text as text_module
 
-    original = formats.TEXT_CHUNK
-    formats.TEXT_CHUNK = chunk  # a fixture would be reset only once per test, not per example
+    original = text_module.TEXT_CHUNK
+    text_module.TEXT_CHUNK = chunk  # a fixture would be reset only once per test, not per example
     try:
-        lines = list(formats.physical_lines(io.StringIO(text, newline=""), "src"))
+        lines = list(text_module.physical_lines(io.StringIO(text, newline=""), "src"))
     finally:
-        formats.TEXT_CHUNK = original
+        text_module.TEXT_CHUNK = original
     assert lines == list(io.StringIO(text, newline=""))
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_a_file_without_line_breaks_is_not_read_whole(tmp_path, monkeypatch, suffix):
-    from airflow_hubspot_assoc.pairs import formats
+    from airflow_hubspot_assoc.pairs import text
 
-    monkeypatch.setattr(formats, "MAX_LINE_CHARS", 1000)
-    monkeypatch.setattr(formats, "TEXT_CHUNK", 100)
+    monkeypatch.setattr(text, "MAX_LINE_CHARS", 1000)
+    monkeypatch.setattr(text, "TEXT_CHUNK", 100)
     path = tmp_path / f"in{suffix}"
     path.write_text("from_id,to_id\n" + "1" * 5000)
     err = only_error(path)

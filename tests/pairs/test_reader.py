@@ -23,81 +23,15 @@ from hypothesis import strategies as st
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, PairInputError
 from airflow_hubspot_assoc.pairs import MAX_ID, InvalidRow, Pair, PairReader
 from airflow_hubspot_assoc.pairs.ids import InvalidValueError, normalise_id
-from tests.pairs.conftest import ids, read_all, write_csv
+from tests.helpers import INPUT_KINDS, assert_well_formed, ids, read_all, write_csv, write_input
 
 PAIRS = [(1, 101), (2, 102), (3, 103), (4, 104), (5, 105)]
 EXPECTED_IDS = [(str(f), str(t)) for f, t in PAIRS]
 
 
-def _csv_text(pairs=PAIRS):
-    return "from_id,to_id\n" + "".join(f"{f},{t}\n" for f, t in pairs)
-
-
-def _write_input(tmp_path: Path, fmt: str, memory_bucket) -> str:
-    """One input of each kind the operator accepts, all holding PAIRS."""
-    rows = [{"from_id": f, "to_id": t} for f, t in PAIRS]
-    if fmt == "csv":
-        return str(write_csv(tmp_path / "pairs.csv", PAIRS))
-    if fmt == "csv.gz":
-        path = tmp_path / "pairs.csv.gz"
-        path.write_bytes(gzip.compress(_csv_text().encode()))
-        return str(path)
-    if fmt == "jsonl":
-        path = tmp_path / "pairs.jsonl"
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        return str(path)
-    if fmt == "json":
-        path = tmp_path / "pairs.json"
-        path.write_text(json.dumps(rows, indent=1))
-        return str(path)
-    if fmt == "parquet":
-        path = tmp_path / "pairs.parquet"
-        pq.write_table(pa.Table.from_pylist(rows), path)
-        return str(path)
-    if fmt == "sharded":
-        shards = tmp_path / "export"
-        shards.mkdir()
-        write_csv(shards / "part-000.csv", PAIRS[:2])
-        write_csv(shards / "part-001.csv", [])  # an empty partition, as Spark writes them
-        (shards / "part-002.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[2:]))
-        (shards / "_SUCCESS").write_text("")
-        return str(shards)
-    if fmt == "glob":
-        write_csv(tmp_path / "a.csv", PAIRS[:3])
-        write_csv(tmp_path / "b.csv", PAIRS[3:])
-        write_csv(tmp_path / "other.txt", [(9, 9)])
-        return str(tmp_path / "*.csv")
-    if fmt == "file-url":
-        return "file://" + str(write_csv(tmp_path / "pairs.csv", PAIRS))
-    fs, prefix = memory_bucket
-    if fmt == "memory-url":
-        fs.pipe(f"{prefix}/pairs.csv", _csv_text().encode())
-        return f"memory:/{prefix}/pairs.csv"
-    if fmt == "memory-dir":
-        fs.pipe(f"{prefix}/out/part-0.csv.gz", gzip.compress(_csv_text(PAIRS[:4]).encode()))
-        fs.pipe(f"{prefix}/out/part-1.csv", _csv_text(PAIRS[4:]).encode())
-        fs.pipe(f"{prefix}/out/_SUCCESS", b"")
-        return f"memory:/{prefix}/out"
-    raise AssertionError(fmt)
-
-
-FORMATS = [
-    "csv",
-    "csv.gz",
-    "jsonl",
-    "json",
-    "parquet",
-    "sharded",
-    "glob",
-    "file-url",
-    "memory-url",
-    "memory-dir",
-]
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", INPUT_KINDS)
 def test_every_input_kind_yields_the_pairs_and_two_passes_agree(tmp_path, memory_bucket, fmt):
-    path = _write_input(tmp_path, fmt, memory_bucket)
+    path = write_input(tmp_path, fmt, PAIRS, memory_bucket)
     reader = PairReader.from_path(path)
     first = list(reader)
     assert ids(first) == EXPECTED_IDS
@@ -108,7 +42,7 @@ def test_every_input_kind_yields_the_pairs_and_two_passes_agree(tmp_path, memory
 
 
 def test_files_lists_the_resolved_parts(tmp_path, memory_bucket):
-    path = _write_input(tmp_path, "sharded", memory_bucket)
+    path = write_input(tmp_path, "sharded", PAIRS, memory_bucket)
     assert PairReader.from_path(path).files == [
         f"{path}/part-000.csv",
         f"{path}/part-001.csv",
@@ -119,7 +53,7 @@ def test_files_lists_the_resolved_parts(tmp_path, memory_bucket):
 
 
 def test_rows_of_shards_carry_their_own_source(tmp_path, memory_bucket):
-    path = _write_input(tmp_path, "sharded", memory_bucket)
+    path = write_input(tmp_path, "sharded", PAIRS, memory_bucket)
     rows = read_all(path)
     assert [(Path(r.source).name, r.line) for r in rows] == [
         ("part-000.csv", 2),
@@ -138,7 +72,7 @@ def test_memory_url_through_an_attached_airflow_store(tmp_path, memory_bucket, m
     monkeypatch.setitem(
         store._STORE_CACHE, "memory", store.ObjectStore("memory", None, fs=fsspec.filesystem("memory"))
     )
-    path = _write_input(tmp_path, "memory-dir", memory_bucket)
+    path = write_input(tmp_path, "memory-dir", PAIRS, memory_bucket)
     assert ids(read_all(path)) == EXPECTED_IDS
 
 
@@ -268,6 +202,7 @@ def _numbered_csv(count: int) -> str:
     return "from_id,to_id\n" + "".join(f"{10_000_000 + i},{20_000_000 + i}\n" for i in range(count))
 
 
+@pytest.mark.slow  # writes and reads 1,000,000 rows twice in a fresh interpreter: 13 to 21 s
 def test_memory_stays_flat_over_a_million_rows(tmp_path):
     """Reading 1,000,000 rows (CSV and CSV.gz) must not raise peak memory by anything like the input.
 
@@ -422,6 +357,9 @@ def test_fuzz_arbitrary_bytes_yield_only_pairs_invalid_rows_or_input_errors(
     except PairInputError as err:
         assert err.source == handle.name
         return
-    assert first and all(type(row) in (Pair, InvalidRow) for row in first)
-    assert all(row.source == handle.name for row in first)
+    assert first
+    for row in first:
+        assert_well_formed(row, handle.name)
+    lines = [row.line for row in first if row.line is not None]
+    assert lines == sorted(lines), "rows come in the order of the input"
     assert list(reader) == first

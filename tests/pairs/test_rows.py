@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from airflow_hubspot_assoc.exceptions import PairInputError
 from airflow_hubspot_assoc.pairs import InvalidRow, Pair
 from airflow_hubspot_assoc.pairs.rows import ItemConverter, build_pair
+from tests.helpers import assert_well_formed
 
 
 def convert(items, from_field="from_id", to_field="to_id"):
@@ -163,8 +164,6 @@ def test_fuzz_items_only_yield_pairs_invalid_rows_or_input_errors(items):
     except PairInputError as err:
         assert "mixed item shapes" in str(err)
         return
-    assert len(rows) == len(items)
+    assert [row.line for row in rows] == list(range(1, len(items) + 1))
     for row in rows:
-        assert type(row) in (Pair, InvalidRow)
-        if type(row) is Pair:
-            assert row.from_id.isdigit() and row.to_id.isdigit() and row.from_id[0] != "0"
+        assert_well_formed(row, "src")

@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pendulum
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 from airflow.sdk import DAG, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
 from airflow_hubspot_assoc.exceptions import HubSpotAuthError, HubSpotConfigError, HubSpotError
 from airflow_hubspot_assoc.sensors.associations import DEFER_GRACE_SECONDS, HubSpotBatchStatusSensor
 from airflow_hubspot_assoc.triggers.associations import HubSpotBatchStatusTrigger
 from airflow_hubspot_assoc.ui import HUBSPOT_UI_COLOR
-from tests.helpers import run_dag, task_results, task_states
+from tests.helpers import dag_id, run_dag, task_results, task_states, write_csv
 from tests.sensors.support import PRIMARY, UNLABELED, create, reads, record, specs, wait_visible
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 DELAY = 2.0  # the stand-in's visibility delay in the eventually consistent tests
 PAIRS = [("1", "101"), ("2", "102"), ("3", "103"), ("4", "101")]
 eventual = pytest.mark.hubspot_standin(visibility_delay_s=DELAY)
-
-
-def dag_id(request: pytest.FixtureRequest) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:200]
 
 
 def sensor(**kwargs) -> HubSpotBatchStatusSensor:
@@ -70,14 +64,6 @@ def spy(monkeypatch, cls, name: str) -> list[dict]:
 
     monkeypatch.setattr(cls, name, wrapper)
     return calls
-
-
-def write_csv(path: Path, rows, header=("from_id", "to_id")) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 # -- the surface -----------------------------------------------------------------------------------

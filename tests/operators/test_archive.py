@@ -256,3 +256,25 @@ def test_checkpoints_and_files_work_as_for_create(request, hubspot_conn, tmp_pat
     assert state == "success" and raw["archived"] == 3 and raw["requests"] >= 3
     assert raw["source"]["kind"] == "path"
     assert hubspot_conn.stats.write_requests == 3
+
+
+def test_per_row_labels_and_types_archive_only_what_each_row_names(request, hubspot_conn, tmp_path):
+    label = seeded(hubspot_conn)
+    path = tmp_path / "rows.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["from_id", "to_id", "association_label", "association_type_id"])
+        writer.writerow(["1", "101", "former employer", ""])
+        writer.writerow(["2", "102", "", str(PRIMARY)])
+        writer.writerow(["3", "103", "", ""])  # the operator's label
+    state, raw = run_archive(request, pairs_path=str(path), association_label="Primary")
+    assert state == "success" and raw["archived"] == 3
+    left = {(f, t, tid) for f, t, _, tid in stored(hubspot_conn)}
+    assert left == {
+        ("1", "101", UNLABELED),
+        ("1", "101", PRIMARY),
+        ("2", "102", UNLABELED),
+        ("2", "102", label),
+        ("3", "103", UNLABELED),
+        ("3", "103", label),
+    }

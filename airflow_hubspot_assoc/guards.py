@@ -1,17 +1,21 @@
-"""Checks that refuse a load before its first write: how much it would write, and what an archive
-would take away beyond what the input names.
+"""Checks that refuse a load before its first write: the object pair and its types, how much it
+would write, and what an archive would take away beyond what the input names.
 
 Why a module of its own: these are decisions on counts and on the object pair's association types,
 made once the validate pass has read the whole input; the load calls them, the operators only pass
-the limits. No I/O here.
+the limits. The only I/O is the one read of the pair's association types, through the sender.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_hubspot_assoc.exceptions import HubSpotConfigError
+from airflow_hubspot_assoc.association_types import PLANNED_LABEL_TYPE_ID
+from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotValidationError
+
+if TYPE_CHECKING:
+    from airflow_hubspot_assoc.client.sender import AssociationSender
 
 #: What a load's batches can do.
 OPERATIONS = ("create", "archive")
@@ -37,6 +41,37 @@ def check_write_limits(
         raise HubSpotConfigError(
             f"{valid:,} pairs would be {verb}, {valid / total:.1%} of the {total:,} rows read, over "
             f"{ratio_name}={max_write_ratio}; nothing was sent"
+        )
+
+
+def known_association_types(sender: AssociationSender, from_type: str, to_type: str) -> list[dict[str, Any]]:
+    """One read before any write: the object pair's association types, as HubSpot lists them.
+
+    Without it, an unknown object type or type id would only show as a 400 on every batch.
+    """
+    try:
+        return sender.association_types()
+    except HubSpotValidationError as err:
+        raise HubSpotConfigError(
+            f"HubSpot does not accept the object pair from_object_type={from_type!r} -> "
+            f"to_object_type={to_type!r}: {err.hubspot_message}"
+        ) from err
+
+
+def check_type_ids(
+    known: Sequence[Mapping[str, Any]], type_ids: set[int], from_type: str, to_type: str
+) -> None:
+    """Refuse type ids the object pair does not have (a label a dry run would create has none yet)."""
+    existing = {int(entry["typeId"]) for entry in known if isinstance(entry.get("typeId"), int)}
+    unknown = sorted(type_ids - existing - {PLANNED_LABEL_TYPE_ID})
+    if unknown:
+        described = ", ".join(
+            f"{entry['typeId']} ({entry.get('category')}, {entry.get('label') or 'unlabeled'})"
+            for entry in known
+        )
+        raise HubSpotConfigError(
+            f"association_type_id {', '.join(map(str, unknown))} is not a type of {from_type} -> "
+            f"{to_type}; HubSpot has: {described or 'none'}"
         )
 
 

@@ -23,14 +23,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_hubspot_assoc.api import BATCH_CREATE_MAX_INPUTS
-from airflow_hubspot_assoc.association_types import PLANNED_LABEL_TYPE_ID
 from airflow_hubspot_assoc.batches import Batch, BatchBuilder, BatchOutcome, interpret, whole_batch_failure
 from airflow_hubspot_assoc.checkpoint import CheckpointSaver
-from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotValidationError, PairInputError
-from airflow_hubspot_assoc.guards import OPERATIONS, check_archive_scope, check_write_limits
+from airflow_hubspot_assoc.exceptions import HubSpotValidationError
+from airflow_hubspot_assoc.guards import (
+    OPERATIONS,
+    check_archive_scope,
+    check_type_ids,
+    check_write_limits,
+    known_association_types,
+)
 from airflow_hubspot_assoc.pairs import InvalidRow, Pair
 from airflow_hubspot_assoc.progress import ProgressReporter
 from airflow_hubspot_assoc.segments import InFlight, Segment
+from airflow_hubspot_assoc.survey import survey_input
 
 if TYPE_CHECKING:
     from airflow_hubspot_assoc.association_types import TypeResolver
@@ -42,8 +48,6 @@ if TYPE_CHECKING:
 #: HubSpot's own tooling caps batch create at 100 inputs; a larger batch that HubSpot refuses is split.
 HUBSPOT_BATCH_CAP = BATCH_CREATE_MAX_INPUTS
 TOO_LARGE_STATUSES = frozenset({400, 413})
-#: Distinct per-row type ids checked before the first write (more would only be checked by HubSpot).
-MAX_CHECKED_TYPE_IDS = 1_000
 
 
 @dataclass(frozen=True)
@@ -128,78 +132,22 @@ class AssociationLoad:
     def validate(self) -> None:
         """Read the whole input once: count rows, stop at the first bad row unless failures are
         tolerated, and resolve every label named by a row, all before the first write."""
-        strict = self.settings.max_failed_ratio <= 0
-        total = invalid = 0
-        labels: set[str] = set()
-        type_ids: set[int] = {t.type_id for t in self.resolver.default_types}
-        first_invalid: list[InvalidRow] = []
-        untyped = 0  # rows that get the default association (every type, for an archive)
-        for row in self.rows:
-            total += 1
-            if isinstance(row, InvalidRow):
-                if strict:
-                    raise row.to_error()
-                invalid += 1
-                if len(first_invalid) < 5:
-                    first_invalid.append(row)
-            elif row.types is not None:
-                if not row.types:
-                    untyped += 1
-                elif len(type_ids) < MAX_CHECKED_TYPE_IDS:
-                    type_ids.update(type_id for _, type_id in row.types)
-            elif row.label is not None:
-                labels.add(row.label)
-            elif row.type_id is not None:
-                if len(type_ids) < MAX_CHECKED_TYPE_IDS:
-                    type_ids.add(row.type_id)
-            elif not self.resolver.default_types:
-                untyped += 1
+        survey = survey_input(
+            self.rows, self.resolver.default_types, max_failed_ratio=self.settings.max_failed_ratio
+        )
+        total, invalid, type_ids = survey.total, survey.invalid, survey.type_ids
         self.report.total = total
-        if total and invalid / total > self.settings.max_failed_ratio:
-            details = "; ".join(str(row.to_error()) for row in first_invalid)
-            raise PairInputError(
-                f"{invalid:,} of {total:,} rows are invalid, over max_failed_ratio="
-                f"{self.settings.max_failed_ratio}; first ones: {details}",
-                source=str(first_invalid[0].source),
-            )
         settings = self.settings
         check_write_limits(
             settings.operation, total - invalid, total, settings.max_writes, settings.max_write_ratio
         )
-        known = self._check_association_types(type_ids)
+        known = known_association_types(self.sender, self.from_type, self.to_type)
+        check_type_ids(known, type_ids, self.from_type, self.to_type)
         if settings.operation == "archive" and not settings.all_types:
-            check_archive_scope(known, type_ids, untyped, self.from_type, self.to_type)
-        for label in sorted(labels):
+            check_archive_scope(known, type_ids, survey.untyped, self.from_type, self.to_type)
+        for label in sorted(survey.labels):
             self.resolver.label(label)
         self.log.info("Validated %s rows (%s invalid) before sending anything.", f"{total:,}", f"{invalid:,}")
-
-    def _check_association_types(self, type_ids: set[int]) -> list[dict[str, Any]]:
-        """One read before any write: the object pair exists and knows every type id the load uses.
-
-        Without it, an unknown object type or type id would only show as a 400 on every batch.
-
-        :return: the object pair's association types, as HubSpot lists them.
-        """
-        try:
-            known = self.sender.association_types()
-        except HubSpotValidationError as err:
-            raise HubSpotConfigError(
-                f"HubSpot does not accept the object pair from_object_type={self.from_type!r} -> "
-                f"to_object_type={self.to_type!r}: {err.hubspot_message}"
-            ) from err
-        existing = {int(entry["typeId"]) for entry in known if isinstance(entry.get("typeId"), int)}
-        # A label a dry run would create has no id yet (``PLANNED_LABEL_TYPE_ID``).
-        unknown = sorted(type_ids - existing - {PLANNED_LABEL_TYPE_ID})
-        if unknown:
-            described = ", ".join(
-                f"{entry['typeId']} ({entry.get('category')}, {entry.get('label') or 'unlabeled'})"
-                for entry in known
-            )
-            raise HubSpotConfigError(
-                f"association_type_id {', '.join(map(str, unknown))} is not a type of {self.from_type} -> "
-                f"{self.to_type}; HubSpot has: {described or 'none'}"
-            )
-        return known
 
     # -- resume -------------------------------------------------------------------------------
     def resume(self) -> int:

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_hubspot_assoc.api import BATCH_CREATE_MAX_INPUTS
-from airflow_hubspot_assoc.batches import Batch, BatchBuilder, BatchOutcome, interpret, whole_batch_failure
+from airflow_hubspot_assoc.batches import (
+    Batch,
+    BatchBuilder,
+    BatchOutcome,
+    Failure,
+    interpret,
+    whole_batch_failure,
+)
 from airflow_hubspot_assoc.checkpoint import CheckpointSaver
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotValidationError, PairInputError
 from airflow_hubspot_assoc.pairs import InvalidRow, Pair
@@ -35,6 +42,7 @@ if TYPE_CHECKING:
     from airflow_hubspot_assoc.checkpoint import CheckpointStore
     from airflow_hubspot_assoc.client.sender import AssociationSender
     from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
+    from airflow_hubspot_assoc.keys.resolver import KeyResolver
     from airflow_hubspot_assoc.report import LoadReport
 
 #: HubSpot's own tooling caps batch create at 100 inputs; a larger batch that HubSpot refuses is split.
@@ -83,6 +91,7 @@ class AssociationLoad:
         checkpoint: CheckpointStore | None = None,
         fingerprint: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        keys: KeyResolver | None = None,
     ) -> None:
         self.sender = sender
         self.from_type = from_type
@@ -97,6 +106,8 @@ class AssociationLoad:
         self.checkpoint = checkpoint
         self.fingerprint = fingerprint or {}
         self._clock = clock
+        # Business keys (issue 13): collected in pass 1, resolved before any write, applied in pass 2.
+        self.keys = keys
         self._batch_limit = settings.batch_size
         self._logged_failures = 0
         self._segments: dict[int, Segment] = {}
@@ -120,6 +131,7 @@ class AssociationLoad:
         labels: set[str] = set()
         type_ids: set[int] = {t.type_id for t in self.resolver.default_types}
         first_invalid: list[InvalidRow] = []
+        collect = self.keys.collect if self.keys is not None else None
         for row in self.rows:
             total += 1
             if isinstance(row, InvalidRow):
@@ -128,7 +140,10 @@ class AssociationLoad:
                 invalid += 1
                 if len(first_invalid) < 5:
                     first_invalid.append(row)
-            elif row.types is not None:
+                continue
+            if collect is not None:
+                collect(row)
+            if row.types is not None:
                 if len(type_ids) < MAX_CHECKED_TYPE_IDS:
                     type_ids.update(type_id for _, type_id in row.types)
             elif row.label is not None:
@@ -146,6 +161,8 @@ class AssociationLoad:
         self._check_association_types(type_ids)
         for label in sorted(labels):
             self.resolver.label(label)
+        if self.keys is not None:
+            self.keys.resolve()
         self.log.info("Validated %s rows (%s invalid) before sending anything.", f"{total:,}", f"{invalid:,}")
 
     def _check_association_types(self, type_ids: set[int]) -> None:
@@ -213,18 +230,21 @@ class AssociationLoad:
         workers = self.sender.capacity().most
         duplicates_before = 0
         pending_invalid: list[InvalidRow] = []
+        pending_unresolved: list[Failure] = []
+        apply_keys = self.keys.apply if self.keys is not None else None
         last_types: object = None
         read = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hubspot-batch") as pool:
 
             def close_segment(batches: Sequence[Batch]) -> None:
-                nonlocal duplicates_before, pending_invalid
+                nonlocal duplicates_before, pending_invalid, pending_unresolved
                 number = len(self._segments) + self._next_commit
                 sendable = [] if self.settings.dry_run else batches
                 self._segments[number] = Segment(
                     read, len(sendable), builder.duplicates - duplicates_before, pending_invalid
                 )
-                duplicates_before, pending_invalid = builder.duplicates, []
+                self._segments[number].unresolved = pending_unresolved
+                duplicates_before, pending_invalid, pending_unresolved = builder.duplicates, [], []
                 for batch in sendable:
                     batch.segment = number
                     # Answered batches wait behind a slow one until their segment commits; counting
@@ -250,6 +270,12 @@ class AssociationLoad:
                             raise LoadStopped
                         pending_invalid.append(row)
                         continue
+                    if apply_keys is not None:
+                        resolved = apply_keys(row)
+                        if isinstance(resolved, Failure):
+                            pending_unresolved.append(resolved)
+                            continue
+                        row = resolved
                     types = types_of(row)
                     if types is not last_types:  # the resolver hands out shared tuples
                         self.report.note_types(types)
@@ -316,18 +342,27 @@ class AssociationLoad:
                 self._log_failure(str(row.to_error()))
             for outcome in segment.outcomes:
                 self.report.add_outcome(outcome)
-                for failure in outcome.failures:
-                    entry = self.sink.add_failure(failure)
-                    self._remember(entry)
-                    self._log_failure(
-                        f"{failure.pair.source} line {failure.pair.line}: {failure.pair.from_id} -> "
-                        f"{failure.pair.to_id} failed [{failure.category}] {failure.message}"
-                    )
+                self._commit_failures(outcome.failures)
+            for failure in segment.unresolved:
+                self.report.failed += 1
+                self.report.add_error(
+                    {"category": failure.category, "message": failure.message, "context": failure.detail}
+                )
+            self._commit_failures(segment.unresolved)
             self._uncommitted_batches -= segment.batches
             self.report.duplicates += segment.duplicates
             self.report.invalid += len(segment.invalid)
             self._committed_rows = segment.end_row
         self._save_checkpoint()
+
+    def _commit_failures(self, failures: Sequence[Failure]) -> None:
+        for failure in failures:
+            entry = self.sink.add_failure(failure)
+            self._remember(entry)
+            self._log_failure(
+                f"{failure.pair.source} line {failure.pair.line}: {failure.pair.from_id} -> "
+                f"{failure.pair.to_id} failed [{failure.category}] {failure.message}"
+            )
 
     def _remember(self, entry: dict[str, Any]) -> None:
         if self._saver is not None:

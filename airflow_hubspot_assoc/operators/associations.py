@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,9 +21,12 @@ from airflow_hubspot_assoc.association_types import (
 )
 from airflow_hubspot_assoc.checkpoint import CheckpointStore, checkpoint_key
 from airflow_hubspot_assoc.client.headers import WINDOW_BURST_MAX
+from airflow_hubspot_assoc.client.lookup import KeyLookup
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotError
 from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
+from airflow_hubspot_assoc.keys.normalise import key_property
+from airflow_hubspot_assoc.keys.resolver import KeyResolver
 from airflow_hubspot_assoc.load import AssociationLoad, LoadSettings
 from airflow_hubspot_assoc.operators.upstream import dag_of, upstream_xcoms
 from airflow_hubspot_assoc.pairs import PairReader
@@ -55,6 +59,12 @@ class BatchCreateAssociationsOperator(BaseOperator):
     :param pairs_path: a file, directory or glob, local or any object-storage URL (templated)
     :param from_id_field: column or key of the ``from`` id
     :param to_id_field: column or key of the ``to`` id
+    :param from_id_property: None (default): the ``from`` field holds record ids; else the property
+        whose values it holds: ``email`` (contacts), ``domain`` (companies, looked up by search), or a
+        property with unique values such as ``external_id``; each distinct key is resolved once
+        before any write, and a pair whose key matches no record (or several companies) fails with
+        ``UNRESOLVED_KEY`` (``AMBIGUOUS_KEY``) (templated)
+    :param to_id_property: the same for the ``to`` field (templated)
     :param association_type_id: the association type id (with ``association_category``) (templated)
     :param association_category: ``HUBSPOT_DEFINED`` (default), ``USER_DEFINED``, ``INTEGRATOR_DEFINED``
     :param association_label: a label name, resolved once through the labels API (templated); with
@@ -85,6 +95,8 @@ class BatchCreateAssociationsOperator(BaseOperator):
         "to_object_type",
         "pairs",
         "pairs_path",
+        "from_id_property",
+        "to_id_property",
         "association_type_id",
         "association_label",
         "failed_pairs_path",
@@ -104,6 +116,8 @@ class BatchCreateAssociationsOperator(BaseOperator):
         pairs_path: str | XComArg | None = None,
         from_id_field: str = "from_id",
         to_id_field: str = "to_id",
+        from_id_property: str | None = None,
+        to_id_property: str | None = None,
         association_type_id: int | str | None = None,
         association_category: str = "HUBSPOT_DEFINED",
         association_label: str | None = None,
@@ -170,6 +184,8 @@ class BatchCreateAssociationsOperator(BaseOperator):
         self.pairs_path = pairs_path
         self.from_id_field = from_id_field
         self.to_id_field = to_id_field
+        self.from_id_property = from_id_property
+        self.to_id_property = to_id_property
         self.association_type_id = association_type_id
         self.association_label = association_label
         self.batch_size = batch_size
@@ -192,10 +208,11 @@ class BatchCreateAssociationsOperator(BaseOperator):
         """Validate the whole input, send it, and return the batch record."""
         from_type = _object_type("from_object_type", self.from_object_type)
         to_type = _object_type("to_object_type", self.to_object_type)
-        reader = self._reader()
         hook = HubSpotHook(
             self.hubspot_conn_id, max_concurrency=self.max_concurrency, max_burst=self.max_burst
         )
+        keys = self._key_resolver(hook, from_type, to_type)
+        reader = self._reader(keys)
         links.persist(context, hook, from_type, to_type)
         default_types = self._default_types(hook, from_type, to_type)
         failed_path = self._failed_pairs_path(context)
@@ -235,6 +252,7 @@ class BatchCreateAssociationsOperator(BaseOperator):
             log=self.log,  # type: ignore[arg-type]  # Airflow's structlog logger has the same methods
             stop=self._stop_event(),
             checkpoint=checkpoint,
+            keys=keys,
         )
         self.log.info("Loading %s -> %s associations from %s", from_type, to_type, reader.description)
         load.validate()
@@ -249,6 +267,8 @@ class BatchCreateAssociationsOperator(BaseOperator):
         if checkpoint is not None:
             checkpoint.clear()
         record = report.to_record(resumed_skipped=skipped)
+        if keys is not None:
+            record = dataclasses.replace(record, resolution=keys.summary())
         self.log.info("%s", record.summary())
         self._files_read = _files_of(reader)
         self._record = record
@@ -280,12 +300,29 @@ class BatchCreateAssociationsOperator(BaseOperator):
                 self._stop = threading.Event()
             return self._stop
 
-    def _reader(self) -> PairReader:
+    def _key_resolver(self, hook: HubSpotHook, from_type: str, to_type: str) -> KeyResolver | None:
+        """The resolver of business keys, its properties checked (before reading any pair); None
+        when both sides hold record ids."""
+        from_key = key_property("from_id_property", "from", from_type, self.from_id_property)
+        to_key = key_property("to_id_property", "to", to_type, self.to_id_property)
+        if from_key is None and to_key is None:
+            return None
+        resolver = KeyResolver(
+            KeyLookup(hook.client),
+            from_key,
+            to_key,
+            log=self.log,  # type: ignore[arg-type]  # Airflow's structlog logger has the same methods
+        )
+        resolver.check_properties()
+        return resolver
+
+    def _reader(self, keys: KeyResolver | None = None) -> PairReader:
         fields = {"from_id_field": self.from_id_field, "to_id_field": self.to_id_field}
+        sides = keys.key_sides if keys is not None else (False, False)
         if self.pairs_path is not None and self.pairs is None:
-            return PairReader.from_path(str(self.pairs_path), **fields)
+            return PairReader.from_path(str(self.pairs_path), **fields, keys=sides)
         if self.pairs is not None and self.pairs_path is None:
-            return PairReader.from_pairs(self.pairs, **fields)
+            return PairReader.from_pairs(self.pairs, **fields, keys=sides)
         raise HubSpotConfigError("Exactly one of pairs and pairs_path must be set after rendering templates")
 
     def _default_types(self, hook: HubSpotHook, from_type: str, to_type: str) -> Types:

@@ -1,0 +1,239 @@
+"""``KeyResolver``: collect a load's distinct keys, resolve each once, map pairs to record ids.
+
+The load drives it in three steps, so that resolution costs no extra pass over the input and nothing
+is written before every key is known: ``collect`` each pair in the validate pass, ``resolve`` once
+after it (every request happens here, before the first write), and ``apply`` to each pair in the
+send pass, which gives the pair with record ids or a ``Failure`` (``UNRESOLVED_KEY``,
+``AMBIGUOUS_KEY``) that the load accounts for like a pair HubSpot refused.
+
+Memory: one ``dict[str, int]`` per side from the key as HubSpot compares it to the record id (0
+while unknown or not found, -1 when ambiguous), so a million distinct emails cost about the strings
+themselves plus some 100 bytes each; candidate ids are kept only for ambiguous keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_hubspot_assoc.batches import Failure
+from airflow_hubspot_assoc.client.lookup import (
+    OBJECTS_READ_MAX_INPUTS,
+    SEARCH_IN_MAX_VALUES,
+    SEARCH_MAX_FILTER_GROUPS,
+)
+from airflow_hubspot_assoc.exceptions import HubSpotApiError, HubSpotConfigError
+from airflow_hubspot_assoc.keys.normalise import KeyProperty
+
+if TYPE_CHECKING:
+    from airflow_hubspot_assoc.client.lookup import KeyLookup
+    from airflow_hubspot_assoc.pairs import Pair
+
+UNRESOLVED_KEY = "UNRESOLVED_KEY"
+AMBIGUOUS_KEY = "AMBIGUOUS_KEY"
+#: Candidate ids named in an ambiguous key's message.
+MAX_CANDIDATES = 10
+UNKNOWN = 0
+AMBIGUOUS = -1
+#: Values per search request: one ``IN`` filter of 100 in each filter group.
+SEARCH_VALUES = SEARCH_IN_MAX_VALUES * SEARCH_MAX_FILTER_GROUPS
+
+
+@dataclass
+class SideKeys:
+    """The keys of one side: folded key -> record id (``UNKNOWN``, ``AMBIGUOUS``), and counts."""
+
+    prop: KeyProperty
+    ids: dict[str, int] = field(default_factory=dict)
+    candidates: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    from_cache: int = 0
+    requests: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """This side's part of the record's ``resolution``."""
+        ambiguous = len(self.candidates)
+        unresolved = sum(1 for value in self.ids.values() if value == UNKNOWN)
+        return {
+            "objectType": self.prop.object_type,
+            "property": self.prop.name,
+            "distinctKeys": len(self.ids),
+            "resolved": len(self.ids) - unresolved - ambiguous,
+            "unresolved": unresolved,
+            "ambiguous": ambiguous,
+            "fromCache": self.from_cache,
+            "requests": self.requests,
+        }
+
+
+class KeyResolver:
+    """Business keys of a load's sides (None: that side holds record ids) -> record ids.
+
+    :param lookup: the reads (``client.lookup.KeyLookup``); its request count is read per side.
+    :param known: record ids from a key cache, per side (folded key -> id), tried before HubSpot.
+    """
+
+    def __init__(
+        self,
+        lookup: KeyLookup,
+        from_key: KeyProperty | None,
+        to_key: KeyProperty | None,
+        *,
+        log: logging.Logger,
+        known: tuple[Mapping[str, int], Mapping[str, int]] = ({}, {}),
+    ) -> None:
+        self.lookup = lookup
+        self.log = log
+        self.sides = (
+            SideKeys(from_key) if from_key is not None else None,
+            SideKeys(to_key) if to_key is not None else None,
+        )
+        self._known = known
+
+    @property
+    def key_sides(self) -> tuple[bool, bool]:
+        """Which sides the pair reader must keep as text."""
+        return (self.sides[0] is not None, self.sides[1] is not None)
+
+    # -- before reading ---------------------------------------------------------------------
+    def check_properties(self) -> None:
+        """Each key property exists and has unique values (email and domain need no check)."""
+        for side in self.sides:
+            if side is None or side.prop.trusted:
+                continue
+            prop, before = side.prop, self.lookup.requests
+            parameter = f"{prop.side}_id_property"
+            try:
+                definition = self.lookup.property_definition(prop.object_type, prop.name)
+            except HubSpotApiError as err:
+                if err.status == 404:
+                    raise HubSpotConfigError(
+                        f"{parameter}={prop.name!r}: {prop.object_type} has no property {prop.name!r} "
+                        f"({err.hubspot_message})"
+                    ) from err
+                raise
+            finally:
+                side.requests += self.lookup.requests - before
+            if definition.get("hasUniqueValue") is not True:
+                raise HubSpotConfigError(
+                    f"{parameter}={prop.name!r}: the property {prop.name!r} of {prop.object_type} does not "
+                    "have unique values (hasUniqueValue is false), so it cannot identify a record; use "
+                    "a property created with unique values"
+                )
+
+    # -- validate pass ------------------------------------------------------------------------
+    def collect(self, pair: Pair) -> None:
+        """Note the pair's keys (called for every valid row of the validate pass)."""
+        source, target = self.sides
+        if source is not None:
+            source.ids.setdefault(source.prop.fold(pair.from_id), UNKNOWN)
+        if target is not None:
+            target.ids.setdefault(target.prop.fold(pair.to_id), UNKNOWN)
+
+    # -- between the passes -------------------------------------------------------------------
+    def resolve(self) -> None:
+        """Resolve every distinct key not known yet, with the fewest requests; log what came out."""
+        for side, known in zip(self.sides, self._known, strict=True):
+            if side is None:
+                continue
+            for key in side.ids:
+                record_id = known.get(key)
+                if record_id:
+                    side.ids[key] = record_id
+                    side.from_cache += 1
+            wanted = [key for key, value in side.ids.items() if value == UNKNOWN and key]
+            before = self.lookup.requests
+            if side.prop.search:
+                self._search(side, wanted)
+            else:
+                self._read(side, wanted)
+            side.requests += self.lookup.requests - before
+            summary = side.summary()
+            self.log.info(
+                "Resolved %s %s keys (%s) of %s: %s resolved (%s from the cache), %s not found, "
+                "%s ambiguous, in %s requests.",
+                f"{summary['distinctKeys']:,}",
+                side.prop.side,
+                side.prop.name,
+                side.prop.object_type,
+                f"{summary['resolved']:,}",
+                f"{side.from_cache:,}",
+                f"{summary['unresolved']:,}",
+                f"{summary['ambiguous']:,}",
+                f"{side.requests:,}",
+            )
+
+    def _read(self, side: SideKeys, wanted: list[str]) -> None:
+        prop, ids = side.prop, side.ids
+        for start in range(0, len(wanted), OBJECTS_READ_MAX_INPUTS):
+            chunk = wanted[start : start + OBJECTS_READ_MAX_INPUTS]
+            for record_id, value in self.lookup.read_by_property(prop.object_type, prop.name, chunk):
+                key = prop.fold(value)
+                if key in ids:
+                    ids[key] = int(record_id)
+
+    def _search(self, side: SideKeys, wanted: list[str]) -> None:
+        prop, ids = side.prop, side.ids
+        for start in range(0, len(wanted), SEARCH_VALUES):
+            chunk = wanted[start : start + SEARCH_VALUES]
+            found: dict[str, set[str]] = {}
+            after = ""
+            while True:
+                page = self.lookup.search_in(prop.object_type, prop.name, chunk, after)
+                for record_id, value in page.matches:
+                    found.setdefault(prop.fold(value), set()).add(record_id)
+                if page.after is None:
+                    break
+                after = page.after
+            for key, records in found.items():
+                if key not in ids:
+                    continue
+                if len(records) == 1:
+                    ids[key] = int(next(iter(records)))
+                else:
+                    ordered = sorted(records, key=int)
+                    ids[key] = AMBIGUOUS
+                    side.candidates[key] = (len(ordered), ordered[:MAX_CANDIDATES])
+
+    # -- send pass ----------------------------------------------------------------------------
+    def apply(self, pair: Pair) -> Pair | Failure:
+        """The pair with record ids, or the failure of its first side whose key did not resolve."""
+        ids = [pair.from_id, pair.to_id]
+        for index, side in enumerate(self.sides):
+            if side is None:
+                continue
+            key = side.prop.fold(ids[index])
+            record_id = side.ids.get(key, UNKNOWN)
+            if record_id > 0:
+                ids[index] = str(record_id)
+                continue
+            return self._failure(pair, side, ids[index] if index else pair.from_id, key)
+        return pair._replace(from_id=ids[0], to_id=ids[1])
+
+    def _failure(self, pair: Pair, side: SideKeys, given: str, key: str) -> Failure:
+        prop = side.prop
+        detail = {"side": prop.side, "property": prop.name, "value": given}
+        if key in side.candidates:
+            count, shown = side.candidates[key]
+            more = f" (first {len(shown)} of {count})" if count > len(shown) else ""
+            message = (
+                f"{prop.side} key {prop.name}={given!r} matches {count} {prop.object_type} records"
+                f"{more}: {', '.join(shown)}; a pair needs exactly one"
+            )
+            return Failure(pair, AMBIGUOUS_KEY, message, None, {**detail, "candidates": shown})
+        message = f"{prop.side} key {prop.name}={given!r}: no {prop.object_type} record has this value"
+        return Failure(pair, UNRESOLVED_KEY, message, None, detail)
+
+    # -- after the load -----------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """The record's ``resolution``: per side with a key property, what resolution did."""
+        return {side.prop.side: side.summary() for side in self.sides if side is not None}
+
+    def resolved_ids(self) -> list[tuple[KeyProperty, dict[str, int]]]:
+        """Per side, the key property and the keys that resolved to one record (for a key cache)."""
+        return [
+            (side.prop, {key: value for key, value in side.ids.items() if value > 0})
+            for side in self.sides
+            if side is not None
+        ]

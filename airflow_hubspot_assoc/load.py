@@ -23,14 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_hubspot_assoc.api import BATCH_CREATE_MAX_INPUTS
-from airflow_hubspot_assoc.batches import (
-    Batch,
-    BatchBuilder,
-    BatchOutcome,
-    Failure,
-    interpret,
-    whole_batch_failure,
-)
+from airflow_hubspot_assoc.batches import Batch, BatchBuilder, BatchOutcome, interpret, whole_batch_failure
 from airflow_hubspot_assoc.checkpoint import CheckpointSaver
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotValidationError, PairInputError
 from airflow_hubspot_assoc.pairs import InvalidRow, Pair
@@ -39,6 +32,7 @@ from airflow_hubspot_assoc.segments import InFlight, Segment
 
 if TYPE_CHECKING:
     from airflow_hubspot_assoc.association_types import TypeResolver
+    from airflow_hubspot_assoc.batches import Failure
     from airflow_hubspot_assoc.checkpoint import CheckpointStore
     from airflow_hubspot_assoc.client.sender import AssociationSender
     from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
@@ -272,7 +266,7 @@ class AssociationLoad:
                         continue
                     if apply_keys is not None:
                         resolved = apply_keys(row)
-                        if isinstance(resolved, Failure):
+                        if not isinstance(resolved, Pair):
                             pending_unresolved.append(resolved)
                             continue
                         row = resolved
@@ -416,7 +410,11 @@ class AssociationLoad:
                     batch, err.category or "VALIDATION_ERROR", err.hubspot_message, err.correlation_id
                 )
             ]
-        return [interpret(batch, response.body)]
+        outcome = interpret(batch, response.body)
+        if self.keys is not None and outcome.failures:
+            # A cached key may name a merged or deleted record: resolved again and sent once more.
+            return [self.keys.retry_stale(batch, outcome, self._send)]
+        return [outcome]
 
     def _copy_hook_counters(self) -> None:
         stats = self.sender.counters()

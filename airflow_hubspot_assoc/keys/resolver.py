@@ -13,12 +13,14 @@ themselves plus some 100 bytes each; candidate ids are kept only for ambiguous k
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_hubspot_assoc.batches import Failure
+from airflow_hubspot_assoc.batches import Batch, BatchOutcome, Failure, Item
 from airflow_hubspot_assoc.client.lookup import (
     OBJECTS_READ_MAX_INPUTS,
     SEARCH_IN_MAX_VALUES,
@@ -29,6 +31,7 @@ from airflow_hubspot_assoc.keys.normalise import KeyProperty
 
 if TYPE_CHECKING:
     from airflow_hubspot_assoc.client.lookup import KeyLookup
+    from airflow_hubspot_assoc.keys.cache import KeyCache
     from airflow_hubspot_assoc.pairs import Pair
 
 UNRESOLVED_KEY = "UNRESOLVED_KEY"
@@ -50,6 +53,8 @@ class SideKeys:
     candidates: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
     from_cache: int = 0
     requests: int = 0
+    #: Cached keys resolved again because HubSpot reported their record missing (merged, deleted).
+    refreshed: set[str] = field(default_factory=set)
 
     def summary(self) -> dict[str, Any]:
         """This side's part of the record's ``resolution``."""
@@ -63,6 +68,7 @@ class SideKeys:
             "unresolved": unresolved,
             "ambiguous": ambiguous,
             "fromCache": self.from_cache,
+            "refreshed": len(self.refreshed),
             "requests": self.requests,
         }
 
@@ -71,7 +77,8 @@ class KeyResolver:
     """Business keys of a load's sides (None: that side holds record ids) -> record ids.
 
     :param lookup: the reads (``client.lookup.KeyLookup``); its request count is read per side.
-    :param known: record ids from a key cache, per side (folded key -> id), tried before HubSpot.
+    :param cache: where keys resolved by earlier runs are read (tried before HubSpot) and this
+        run's are saved (``save_cache``).
     """
 
     def __init__(
@@ -81,15 +88,20 @@ class KeyResolver:
         to_key: KeyProperty | None,
         *,
         log: logging.Logger,
-        known: tuple[Mapping[str, int], Mapping[str, int]] = ({}, {}),
+        cache: KeyCache | None = None,
     ) -> None:
         self.lookup = lookup
+        self.cache = cache
         self.log = log
         self.sides = (
             SideKeys(from_key) if from_key is not None else None,
             SideKeys(to_key) if to_key is not None else None,
         )
-        self._known = known
+        loaded = [cache.load(side.prop) if cache and side else {} for side in self.sides]
+        self._known: tuple[Mapping[str, int], Mapping[str, int]] = (loaded[0], loaded[1])
+        # Worker threads report stale cached ids concurrently (``refresh``).
+        self._lock = threading.Lock()
+        self._reverse: list[dict[int, str] | None] = [None, None]
 
     @property
     def key_sides(self) -> tuple[bool, bool]:
@@ -143,12 +155,7 @@ class KeyResolver:
                     side.ids[key] = record_id
                     side.from_cache += 1
             wanted = [key for key, value in side.ids.items() if value == UNKNOWN and key]
-            before = self.lookup.requests
-            if side.prop.search:
-                self._search(side, wanted)
-            else:
-                self._read(side, wanted)
-            side.requests += self.lookup.requests - before
+            self._lookup(side, wanted)
             summary = side.summary()
             self.log.info(
                 "Resolved %s %s keys (%s) of %s: %s resolved (%s from the cache), %s not found, "
@@ -163,6 +170,14 @@ class KeyResolver:
                 f"{summary['ambiguous']:,}",
                 f"{side.requests:,}",
             )
+
+    def _lookup(self, side: SideKeys, wanted: list[str]) -> None:
+        before = self.lookup.requests
+        if side.prop.search:
+            self._search(side, wanted)
+        else:
+            self._read(side, wanted)
+        side.requests += self.lookup.requests - before
 
     def _read(self, side: SideKeys, wanted: list[str]) -> None:
         prop, ids = side.prop, side.ids
@@ -225,15 +240,111 @@ class KeyResolver:
         message = f"{prop.side} key {prop.name}={given!r}: no {prop.object_type} record has this value"
         return Failure(pair, UNRESOLVED_KEY, message, None, detail)
 
+    # -- stale ids from the cache ---------------------------------------------------------------
+    def refresh(self, failures: Sequence[Failure]) -> tuple[list[tuple[Pair, Pair]], list[Failure]]:
+        """Resolve again, once, the cached keys behind pairs HubSpot refused, and say what to retry.
+
+        A record merged or deleted since the cache was written makes HubSpot refuse the pair (a 207
+        error naming the record). Each cached key behind a refused pair is resolved again once per
+        run; a pair whose key now names another record is returned to be sent again with it.
+
+        :return: ``(old pair, pair with fresh ids)`` to send again, and the failures that stand
+            (HubSpot's, or the key's own when it no longer resolves).
+        """
+        retry: list[tuple[Pair, Pair]] = []
+        standing: list[Failure] = []
+        with self._lock:
+            stale = [self._cached_keys(failure.pair) for failure in failures]
+            for index, side in enumerate(self.sides):
+                if side is None:
+                    continue
+                named = {key for keys in stale if (key := keys[index]) is not None}
+                wanted = sorted(named - side.refreshed)
+                if wanted:
+                    side.refreshed.update(wanted)
+                    for key in wanted:
+                        side.ids[key] = UNKNOWN
+                        side.candidates.pop(key, None)
+                    self._lookup(side, wanted)
+            for failure, keys in zip(failures, stale, strict=True):
+                ids = [failure.pair.from_id, failure.pair.to_id]
+                problem: Failure | None = None
+                for index, side in enumerate(self.sides):
+                    key = keys[index]
+                    if side is None or key is None:
+                        continue
+                    record_id = side.ids.get(key, UNKNOWN)
+                    if record_id <= 0:
+                        problem = self._failure(failure.pair, side, key, key)
+                        break
+                    ids[index] = str(record_id)
+                if problem is not None:
+                    standing.append(problem)
+                elif ids != [failure.pair.from_id, failure.pair.to_id]:
+                    retry.append((failure.pair, failure.pair._replace(from_id=ids[0], to_id=ids[1])))
+                else:
+                    standing.append(failure)
+        return retry, standing
+
+    def retry_stale(
+        self, batch: Batch, outcome: BatchOutcome, send: Callable[[Batch], list[BatchOutcome]]
+    ) -> BatchOutcome:
+        """``outcome`` after sending again, once, the pairs whose cached key ``refresh`` corrected.
+
+        Called on the load's worker thread before the batch's segment commits, so each pair is
+        accounted for once: created by the second try, or failed with the reason that stands.
+        """
+        retry, standing = self.refresh(outcome.failures)
+        if not retry:
+            return dataclasses.replace(outcome, failures=standing)
+        types = {item.pair: item.types for item in batch.items}
+        second = send(Batch(batch.default, [Item(new, types[old]) for old, new in retry], batch.segment))
+        return dataclasses.replace(
+            outcome,
+            created=outcome.created + [item for o in second for item in o.created],
+            failures=standing + [failure for o in second for failure in o.failures],
+            errors=outcome.errors + [error for o in second for error in o.errors],
+        )
+
+    def _cached_keys(self, pair: Pair) -> tuple[str | None, str | None]:
+        """The cached keys (per side) whose cached id the pair carries; None where it carries none."""
+        found: list[str | None] = [None, None]
+        for index, side in enumerate(self.sides):
+            if side is None or not self._known[index]:
+                continue
+            reverse = self._reverse[index]
+            if reverse is None:
+                # Built on the first refused pair only: a clean run never pays for it.
+                known = self._known[index]
+                reverse = {value: key for key, value in known.items() if key in side.ids}
+                self._reverse[index] = reverse
+            record_id = pair.from_id if index == 0 else pair.to_id
+            found[index] = reverse.get(int(record_id)) if record_id.isdigit() else None
+        return found[0], found[1]
+
     # -- after the load -----------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """The record's ``resolution``: per side with a key property, what resolution did."""
         return {side.prop.side: side.summary() for side in self.sides if side is not None}
 
-    def resolved_ids(self) -> list[tuple[KeyProperty, dict[str, int]]]:
-        """Per side, the key property and the keys that resolved to one record (for a key cache)."""
-        return [
-            (side.prop, {key: value for key, value in side.ids.items() if value > 0})
-            for side in self.sides
-            if side is not None
-        ]
+    def save_cache(self) -> None:
+        """Save what the cache should hold now (a failed write is logged, never raised)."""
+        if self.cache is not None:
+            for prop, ids in self.cache_entries():
+                self.cache.save(prop, ids)
+
+    def cache_entries(self) -> list[tuple[KeyProperty, dict[str, int]]]:
+        """Per side, what a key cache should hold now: the cache read, updated with this run's keys
+        (resolved ones added or replaced, those that no longer resolve removed)."""
+        entries = []
+        for side, known in zip(self.sides, self._known, strict=True):
+            if side is None:
+                continue
+            merged = dict(known)
+            for key, value in side.ids.items():
+                if value > 0:
+                    merged[key] = value
+                else:
+                    merged.pop(key, None)
+            entries.append((side.prop, merged))
+        return entries

@@ -25,6 +25,7 @@ from airflow_hubspot_assoc.client.lookup import KeyLookup
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotError
 from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
+from airflow_hubspot_assoc.keys.cache import KeyCache
 from airflow_hubspot_assoc.keys.normalise import key_property
 from airflow_hubspot_assoc.keys.resolver import KeyResolver
 from airflow_hubspot_assoc.load import AssociationLoad, LoadSettings
@@ -65,6 +66,9 @@ class BatchCreateAssociationsOperator(BaseOperator):
         before any write, and a pair whose key matches no record (or several companies) fails with
         ``UNRESOLVED_KEY`` (``AMBIGUOUS_KEY``) (templated)
     :param to_id_property: the same for the ``to`` field (templated)
+    :param key_cache_path: a directory (local or object storage) where resolved keys are kept per
+        portal, object type and property, read before resolving and replaced after the load, so that
+        the next run only resolves keys it has not seen (templated); not written by dry runs
     :param association_type_id: the association type id (with ``association_category``) (templated)
     :param association_category: ``HUBSPOT_DEFINED`` (default), ``USER_DEFINED``, ``INTEGRATOR_DEFINED``
     :param association_label: a label name, resolved once through the labels API (templated); with
@@ -97,6 +101,7 @@ class BatchCreateAssociationsOperator(BaseOperator):
         "pairs_path",
         "from_id_property",
         "to_id_property",
+        "key_cache_path",
         "association_type_id",
         "association_label",
         "failed_pairs_path",
@@ -118,6 +123,7 @@ class BatchCreateAssociationsOperator(BaseOperator):
         to_id_field: str = "to_id",
         from_id_property: str | None = None,
         to_id_property: str | None = None,
+        key_cache_path: str | None = None,
         association_type_id: int | str | None = None,
         association_category: str = "HUBSPOT_DEFINED",
         association_label: str | None = None,
@@ -186,6 +192,7 @@ class BatchCreateAssociationsOperator(BaseOperator):
         self.to_id_field = to_id_field
         self.from_id_property = from_id_property
         self.to_id_property = to_id_property
+        self.key_cache_path = key_cache_path
         self.association_type_id = association_type_id
         self.association_label = association_label
         self.batch_size = batch_size
@@ -264,6 +271,8 @@ class BatchCreateAssociationsOperator(BaseOperator):
         }
         skipped = load.resume()
         load.send()
+        if keys is not None and not self.is_dry_run:
+            keys.save_cache()
         if checkpoint is not None:
             checkpoint.clear()
         record = report.to_record(resumed_skipped=skipped)
@@ -307,12 +316,12 @@ class BatchCreateAssociationsOperator(BaseOperator):
         to_key = key_property("to_id_property", "to", to_type, self.to_id_property)
         if from_key is None and to_key is None:
             return None
-        resolver = KeyResolver(
-            KeyLookup(hook.client),
-            from_key,
-            to_key,
-            log=self.log,  # type: ignore[arg-type]  # Airflow's structlog logger has the same methods
-        )
+        log: Any = self.log  # Airflow's structlog logger has the logging.Logger methods used
+        # Without a portal id on the connection, its id names the account: keys never mix portals
+        # as long as one connection points at one portal.
+        portal = hook.portal_id or f"conn-{self.hubspot_conn_id}"
+        cache = KeyCache(str(self.key_cache_path), portal, log=log) if self.key_cache_path else None
+        resolver = KeyResolver(KeyLookup(hook.client), from_key, to_key, log=log, cache=cache)
         resolver.check_properties()
         return resolver
 

@@ -92,6 +92,7 @@ def test_email_to_unique_property_resolves_each_key_once_in_fewest_reads(request
         "unresolved": 0,
         "ambiguous": 0,
         "fromCache": 0,
+        "refreshed": 0,
         "requests": 3,
     }
     assert resolution["to"]["distinctKeys"] == 120 and resolution["to"]["requests"] == 1 + 2
@@ -228,3 +229,56 @@ def test_bad_keys_fail_before_any_request_naming_file_line_and_field(hubspot_con
     with pytest.raises(PairInputError, match=r"p\.csv.*line 3.*email.*only whitespace"):
         op.execute({})
     assert not [e for e in hubspot_conn.requests if e.endpoint.startswith("objects")]
+
+
+CACHED = {
+    "contacts": [
+        {"id": "11", "properties": {"email": "ann@acme.com"}},
+        {"id": "12", "properties": {"email": "bob@x.com"}},
+        {"id": "14", "properties": {"email": "carol@x.com"}},
+    ],
+    "companies": [
+        {"id": "701", "properties": {"external_id": "C-1"}},
+        {"id": "702", "properties": {"external_id": "C-2"}},
+    ],
+}
+
+
+@pytest.mark.hubspot_standin(records=CACHED, properties=[EXTERNAL_ID])
+def test_key_cache_spares_requests_and_a_merged_record_is_resolved_again(request, hubspot_conn, tmp_path):
+    cache = tmp_path / "keys"
+    options = {
+        "from_id_property": "email",
+        "to_id_property": "external_id",
+        "key_cache_path": str(cache),
+        "association_type_id": 279,
+    }
+    state, first = run_operator(request, pairs=[["Ann@acme.com", "C-1"], ["bob@x.com", "C-2"]], **options)
+    assert state == "success" and first["created"] == 2
+    files = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*.json"))
+    assert [f.split("/", 1)[1] for f in files] == ["companies/external_id.json", "contacts/email.json"]
+    assert json.loads((cache / files[1]).read_text())["ids"] == {"ann@acme.com": "11", "bob@x.com": "12"}
+
+    # Ann's contact is merged into a new record (13); Carol is new to the cache.
+    hubspot_conn.remove_records("contacts", [11])
+    hubspot_conn.add_records("contacts", [{"id": "13", "properties": {"email": "ann@acme.com"}}])
+    before = endpoint_counts(hubspot_conn)
+    pairs = [["ann@acme.com", "C-2"], ["bob@x.com", "C-1"], ["carol@x.com", "C-1"]]
+    with DAG(dag_id(request) + "_2", schedule=None, start_date=START, catchup=False) as dag:
+        BatchCreateAssociationsOperator(
+            task_id="create", from_object_type="contacts", to_object_type="companies", pairs=pairs, **options
+        )
+    dag_run = run_dag(dag)
+    assert task_states(dag_run)["create"] == "success"
+    second = task_results(dag_run)["create"]
+    assert (second["created"], second["failed"], second["total"]) == (3, 0, 3) and accounted(second)
+    after = endpoint_counts(hubspot_conn)
+    # Carol's read; then the refused pair's cached keys once more, on both sides (the failure does
+    # not say which record is gone): Ann's now names 13, C-2's is unchanged.
+    assert after["objects_batch_read"] - before["objects_batch_read"] == 1 + 2
+    assert second["resolution"]["from"]["fromCache"] == 2 and second["resolution"]["from"]["refreshed"] == 1
+    assert second["resolution"]["to"]["fromCache"] == 2 and second["resolution"]["to"]["refreshed"] == 1
+    assert second["resolution"]["to"]["requests"] == 1 + 1  # the property check, the refresh
+    assert {("13", "702"), ("12", "701"), ("14", "701")} <= stored(hubspot_conn)
+    saved = json.loads((cache / files[1]).read_text())["ids"]
+    assert saved == {"ann@acme.com": "13", "bob@x.com": "12", "carol@x.com": "14"}

@@ -52,10 +52,19 @@ class KeyCache:
             return {}
         try:
             data = json.loads(text)
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON {type(data).__name__}")
             if data.get("format") != CACHE_FORMAT or data.get("property") != prop.name:
                 raise ValueError(f"format {data.get('format')!r}, property {data.get('property')!r}")
             ids = data["ids"]
-            return {str(key): int(value) for key, value in ids.items() if int(value) > 0}
+            if not isinstance(ids, dict):
+                raise TypeError(f"ids is a {type(ids).__name__}")
+            # In place: the id strings are freed one by one instead of building a second map.
+            for key, value in ids.items():
+                ids[key] = int(value)
+                if ids[key] <= 0:
+                    raise ValueError(f"id {value!r} of {key!r} is not a record id")
+            return ids
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             self.log.warning("Ignoring the key cache %s: it is not a key cache (%s).", path, err)
             return {}

@@ -7,8 +7,10 @@ send pass, which gives the pair with record ids or a ``Failure`` (``UNRESOLVED_K
 ``AMBIGUOUS_KEY``) that the load accounts for like a pair HubSpot refused.
 
 Memory: one ``dict[str, int]`` per side from the key as HubSpot compares it to the record id (0
-while unknown or not found, -1 when ambiguous), so a million distinct emails cost about the strings
-themselves plus some 100 bytes each; candidate ids are kept only for ambiguous keys.
+while unknown or not found, -1 when ambiguous, ``-id - 1`` when the id came from the key cache), so
+a million distinct emails cost about the strings themselves plus some 100 bytes each (some 150 MiB);
+candidate ids are kept only for ambiguous keys, and of a key cache only the keys this run did not
+see stay beside the map (to be written back).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,14 @@ AMBIGUOUS_KEY = "AMBIGUOUS_KEY"
 MAX_CANDIDATES = 10
 UNKNOWN = 0
 AMBIGUOUS = -1
+
+
+def record_id_of(value: int) -> int:
+    """The record id a key map value names (0 for none): fresh ids as they are, cached ones encoded
+    as ``-id - 1`` so that one int tells both the id and where it came from."""
+    return value if value > 0 else (-value - 1 if value < AMBIGUOUS else 0)
+
+
 #: Values per search request: one ``IN`` filter of 100 in each filter group.
 SEARCH_VALUES = SEARCH_IN_MAX_VALUES * SEARCH_MAX_FILTER_GROUPS
 
@@ -98,7 +108,8 @@ class KeyResolver:
             SideKeys(to_key) if to_key is not None else None,
         )
         loaded = [cache.load(side.prop) if cache and side else {} for side in self.sides]
-        self._known: tuple[Mapping[str, int], Mapping[str, int]] = (loaded[0], loaded[1])
+        # After ``resolve``: only the cached keys this run did not see (written back by ``save_cache``).
+        self._known: tuple[dict[str, int], dict[str, int]] = (loaded[0], loaded[1])
         # Worker threads report stale cached ids concurrently (``refresh``).
         self._lock = threading.Lock()
         self._reverse: list[dict[int, str] | None] = [None, None]
@@ -150,9 +161,9 @@ class KeyResolver:
             if side is None:
                 continue
             for key in side.ids:
-                record_id = known.get(key)
-                if record_id:
-                    side.ids[key] = record_id
+                record_id = known.pop(key, 0)
+                if record_id > 0:
+                    side.ids[key] = -record_id - 1
                     side.from_cache += 1
             wanted = [key for key, value in side.ids.items() if value == UNKNOWN and key]
             self._lookup(side, wanted)
@@ -219,8 +230,8 @@ class KeyResolver:
             if side is None:
                 continue
             key = side.prop.fold(ids[index])
-            record_id = side.ids.get(key, UNKNOWN)
-            if record_id > 0:
+            record_id = record_id_of(side.ids.get(key, UNKNOWN))
+            if record_id:
                 ids[index] = str(record_id)
                 continue
             return self._failure(pair, side, ids[index] if index else pair.from_id, key)
@@ -273,8 +284,8 @@ class KeyResolver:
                     key = keys[index]
                     if side is None or key is None:
                         continue
-                    record_id = side.ids.get(key, UNKNOWN)
-                    if record_id <= 0:
+                    record_id = record_id_of(side.ids.get(key, UNKNOWN))
+                    if not record_id:
                         problem = self._failure(failure.pair, side, key, key)
                         break
                     ids[index] = str(record_id)
@@ -310,13 +321,12 @@ class KeyResolver:
         """The cached keys (per side) whose cached id the pair carries; None where it carries none."""
         found: list[str | None] = [None, None]
         for index, side in enumerate(self.sides):
-            if side is None or not self._known[index]:
+            if side is None or not side.from_cache:
                 continue
             reverse = self._reverse[index]
             if reverse is None:
                 # Built on the first refused pair only: a clean run never pays for it.
-                known = self._known[index]
-                reverse = {value: key for key, value in known.items() if key in side.ids}
+                reverse = {-value - 1: key for key, value in side.ids.items() if value < AMBIGUOUS}
                 self._reverse[index] = reverse
             record_id = pair.from_id if index == 0 else pair.to_id
             found[index] = reverse.get(int(record_id)) if record_id.isdigit() else None
@@ -342,9 +352,8 @@ class KeyResolver:
                 continue
             merged = dict(known)
             for key, value in side.ids.items():
-                if value > 0:
-                    merged[key] = value
-                else:
-                    merged.pop(key, None)
+                record_id = record_id_of(value)
+                if record_id:
+                    merged[key] = record_id
             entries.append((side.prop, merged))
         return entries

@@ -282,3 +282,25 @@ def test_key_cache_spares_requests_and_a_merged_record_is_resolved_again(request
     assert {("13", "702"), ("12", "701"), ("14", "701")} <= stored(hubspot_conn)
     saved = json.loads((cache / files[1]).read_text())["ids"]
     assert saved == {"ann@acme.com": "13", "bob@x.com": "12", "carol@x.com": "14"}
+
+
+@pytest.mark.hubspot_standin(records=DOMAINS)
+def test_the_sensor_confirms_a_key_based_load_from_the_resolved_ids_in_the_sample(request, hubspot_conn):
+    from airflow_hubspot_assoc.sensors.associations import HubSpotBatchStatusSensor
+
+    with DAG(dag_id(request), schedule=None, start_date=START, catchup=False) as dag:
+        create = BatchCreateAssociationsOperator(
+            task_id="create",
+            from_object_type="contacts",
+            to_object_type="companies",
+            pairs=[["ann@acme.com", "acme.com"], ["bob@dup.com", "www.acme.com"]],
+            from_id_property="email",
+            to_id_property="domain",
+        )
+        HubSpotBatchStatusSensor(task_id="wait", batch=create.output, poke_interval=0.3, timeout=30)
+    dag_run = run_dag(dag)
+    assert task_states(dag_run) == {"create": "success", "wait": "success"}
+    sample = task_results(dag_run)["create"]["sample"]
+    assert {(p["from"], p["to"]) for p in sample} == {("11", "701"), ("12", "701")}
+    reads = [e for e in hubspot_conn.requests if e.endpoint == "batch_read"]
+    assert reads  # the sensor read the associations back by record id

@@ -12,7 +12,7 @@ from airflow.sdk import DAG
 
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, PairInputError
 from airflow_hubspot_assoc.operators.associations import BatchCreateAssociationsOperator
-from tests.helpers import run_dag, task_results, task_states
+from tests.helpers import dag_id, run_dag, task_results, task_states
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 UNLABELED = ("HUBSPOT_DEFINED", 279)  # contacts -> companies
@@ -24,10 +24,6 @@ COMPANIES = {
     "first_id": 5001,
     "properties": {"external_id": "C-{n:04d}"},
 }
-
-
-def dag_id(request: pytest.FixtureRequest) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:200]
 
 
 def run_operator(request, **kwargs):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,8 @@ def record_id_of(value: int) -> int:
     return value if value > 0 else (-value - 1 if value < AMBIGUOUS else 0)
 
 
+#: Least seconds between two progress lines of the resolution.
+PROGRESS_INTERVAL_S = 5.0
 #: Values per search request: one ``IN`` filter of 100 in each filter group.
 SEARCH_VALUES = SEARCH_IN_MAX_VALUES * SEARCH_MAX_FILTER_GROUPS
 
@@ -113,6 +116,7 @@ class KeyResolver:
         # Worker threads report stale cached ids concurrently (``refresh``).
         self._lock = threading.Lock()
         self._reverse: list[dict[int, str] | None] = [None, None]
+        self._last_progress = time.monotonic()
 
     @property
     def key_sides(self) -> tuple[bool, bool]:
@@ -193,6 +197,7 @@ class KeyResolver:
     def _read(self, side: SideKeys, wanted: list[str]) -> None:
         prop, ids = side.prop, side.ids
         for start in range(0, len(wanted), OBJECTS_READ_MAX_INPUTS):
+            self._progress(side, start, len(wanted))
             chunk = wanted[start : start + OBJECTS_READ_MAX_INPUTS]
             for record_id, value in self.lookup.read_by_property(prop.object_type, prop.name, chunk):
                 key = prop.fold(value)
@@ -202,6 +207,7 @@ class KeyResolver:
     def _search(self, side: SideKeys, wanted: list[str]) -> None:
         prop, ids = side.prop, side.ids
         for start in range(0, len(wanted), SEARCH_VALUES):
+            self._progress(side, start, len(wanted))
             chunk = wanted[start : start + SEARCH_VALUES]
             found: dict[str, set[str]] = {}
             after = ""
@@ -221,6 +227,20 @@ class KeyResolver:
                     ordered = sorted(records, key=int)
                     ids[key] = AMBIGUOUS
                     side.candidates[key] = (len(ordered), ordered[:MAX_CANDIDATES])
+
+    def _progress(self, side: SideKeys, done: int, total: int) -> None:
+        """A progress line now and then: resolving a million keys takes minutes at HubSpot's pace."""
+        now = time.monotonic()
+        if done and now - self._last_progress >= PROGRESS_INTERVAL_S:
+            self._last_progress = now
+            self.log.info(
+                "Resolving %s keys (%s): %s of %s looked up, %s requests so far.",
+                side.prop.side,
+                side.prop.name,
+                f"{done:,}",
+                f"{total:,}",
+                f"{self.lookup.requests:,}",
+            )
 
     # -- send pass ----------------------------------------------------------------------------
     def apply(self, pair: Pair) -> Pair | Failure:

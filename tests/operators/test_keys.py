@@ -300,3 +300,27 @@ def test_the_sensor_confirms_a_key_based_load_from_the_resolved_ids_in_the_sampl
     assert {(p["from"], p["to"]) for p in sample} == {("11", "701"), ("12", "701")}
     reads = [e for e in hubspot_conn.requests if e.endpoint == "batch_read"]
     assert reads  # the sensor read the associations back by record id
+
+
+def test_verify_all_of_a_key_based_load_uses_the_sample_or_says_why_it_cannot():
+    from airflow_hubspot_assoc.readback.expected import ExpectedPairs
+    from airflow_hubspot_assoc.record import BatchRecord
+
+    base = BatchRecord.from_xcom(
+        {
+            "status": "COMPLETE",
+            "fromObjectType": "contacts",
+            "toObjectType": "companies",
+            "created": 1,
+            "total": 1,
+            "source": {"kind": "path", "path": "/nowhere.csv", "fromIdField": "email", "toIdField": "domain"},
+            "sample": [{"from": "11", "to": "701", "types": []}],
+            "resolution": {"from": {"property": "email"}, "to": {"property": "domain"}},
+        }
+    )
+    assert [(p.from_id, p.to_id) for p in ExpectedPairs(base, "all", lambda name: ("", 0))] == [("11", "701")]
+    many = BatchRecord.from_xcom({**base.to_xcom(), "created": 500, "total": 500})
+    with pytest.raises(
+        HubSpotConfigError, match=r"verify='all' cannot read back a load by keys \(from: email"
+    ):
+        list(ExpectedPairs(many, "all", lambda name: ("", 0)))

@@ -150,6 +150,8 @@ class Failure(NamedTuple):
     category: str
     message: str
     correlation_id: str | None = None
+    #: Extra fields for the failed-pairs file (a key failure's side, property and value).
+    detail: Mapping[str, Any] | None = None
 
 
 @dataclass

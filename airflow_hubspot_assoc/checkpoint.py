@@ -61,6 +61,20 @@ class CheckpointStore:
         self._parts = list(state.get("failedParts", []))
         return state
 
+    def matching_state(self, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+        """The saved state when it was written for this input (same fingerprint); else None, with a
+        warning when a state for another input is ignored."""
+        state = self.load()
+        if state is not None and state.get("fingerprint") != fingerprint:
+            self.log.warning(
+                "Ignoring the checkpoint at %s: it was written for another input (%s, now %s).",
+                self.location,
+                state.get("fingerprint"),
+                fingerprint,
+            )
+            return None
+        return state
+
     def failed_entries(self, state: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The failed pairs confirmed before the checkpoint, in order."""
         for name in state.get("failedParts", []):

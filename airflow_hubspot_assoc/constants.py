@@ -22,3 +22,6 @@ BATCH_CREATE_MAX_INPUTS = 100
 #: The most inputs per create request the operator sends (``batch_size``); above HubSpot's documented
 #: cap because HubSpot has accepted more, and the load halves a batch that is refused as too large.
 BATCH_SIZE_MAX = 2_000
+#: Characters HubSpot keeps in one text property value: no business key (an email, a domain, an
+#: ``external_id``) can be longer and still match a record.
+MAX_PROPERTY_VALUE_CHARS = 65_536

@@ -41,6 +41,8 @@ class FailedPairsSink:
         }
         if failure.correlation_id:
             entry["correlationId"] = failure.correlation_id
+        if failure.detail:
+            entry.update(failure.detail)
         if pair.source != "pairs":
             entry["source"] = pair.source
         entry["line"] = pair.line

@@ -40,9 +40,11 @@ from airflow_hubspot_assoc.survey import survey_input
 
 if TYPE_CHECKING:
     from airflow_hubspot_assoc.association_types import TypeResolver
+    from airflow_hubspot_assoc.batches import Failure
     from airflow_hubspot_assoc.checkpoint import CheckpointStore
     from airflow_hubspot_assoc.client.sender import AssociationSender
     from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
+    from airflow_hubspot_assoc.keys.resolver import KeyResolver
     from airflow_hubspot_assoc.report import LoadReport
 
 #: HubSpot's own tooling caps batch create at 100 inputs; a larger batch that HubSpot refuses is split.
@@ -100,6 +102,7 @@ class AssociationLoad:
         checkpoint: CheckpointStore | None = None,
         fingerprint: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        keys: KeyResolver | None = None,
     ) -> None:
         self.sender = sender
         self.from_type = from_type
@@ -114,6 +117,8 @@ class AssociationLoad:
         self.checkpoint = checkpoint
         self.fingerprint = fingerprint or {}
         self._clock = clock
+        # Business keys (issue 13): collected in pass 1, resolved before any write, applied in pass 2.
+        self.keys = keys
         self._batch_limit = settings.batch_size
         self._logged_failures = 0
         self._segments: dict[int, Segment] = {}
@@ -133,7 +138,10 @@ class AssociationLoad:
         """Read the whole input once: count rows, stop at the first bad row unless failures are
         tolerated, and resolve every label named by a row, all before the first write."""
         survey = survey_input(
-            self.rows, self.resolver.default_types, max_failed_ratio=self.settings.max_failed_ratio
+            self.rows,
+            self.resolver.default_types,
+            max_failed_ratio=self.settings.max_failed_ratio,
+            on_pair=self.keys.collect if self.keys is not None else None,
         )
         total, invalid, type_ids = survey.total, survey.invalid, survey.type_ids
         self.report.total = total
@@ -147,6 +155,8 @@ class AssociationLoad:
             check_archive_scope(known, type_ids, survey.untyped, self.from_type, self.to_type)
         for label in sorted(survey.labels):
             self.resolver.label(label)
+        if self.keys is not None:
+            self.keys.resolve()
         self.log.info("Validated %s rows (%s invalid) before sending anything.", f"{total:,}", f"{invalid:,}")
 
     # -- resume -------------------------------------------------------------------------------
@@ -155,18 +165,7 @@ class AssociationLoad:
 
         :return: how many rows are skipped (0 when starting afresh).
         """
-        if self.checkpoint is None:
-            return 0
-        state = self.checkpoint.load()
-        if state is None:
-            return 0
-        if state.get("fingerprint") != self.fingerprint:
-            self.log.warning(
-                "Ignoring the checkpoint at %s: it was written for another input (%s, now %s).",
-                self.checkpoint.location,
-                state.get("fingerprint"),
-                self.fingerprint,
-            )
+        if self.checkpoint is None or (state := self.checkpoint.matching_state(self.fingerprint)) is None:
             return 0
         for entry in self.checkpoint.failed_entries(state):
             self.sink.add_entry(entry)
@@ -190,18 +189,21 @@ class AssociationLoad:
         workers = self.sender.capacity().most
         duplicates_before = 0
         pending_invalid: list[InvalidRow] = []
+        pending_unresolved: list[Failure] = []
+        apply_keys = self.keys.apply if self.keys is not None else None
         last_types: object = None
         read = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hubspot-batch") as pool:
 
             def close_segment(batches: Sequence[Batch]) -> None:
-                nonlocal duplicates_before, pending_invalid
+                nonlocal duplicates_before, pending_invalid, pending_unresolved
                 number = len(self._segments) + self._next_commit
                 sendable = [] if self.settings.dry_run else batches
                 self._segments[number] = Segment(
                     read, len(sendable), builder.duplicates - duplicates_before, pending_invalid
                 )
-                duplicates_before, pending_invalid = builder.duplicates, []
+                self._segments[number].unresolved = pending_unresolved
+                duplicates_before, pending_invalid, pending_unresolved = builder.duplicates, [], []
                 for batch in sendable:
                     batch.segment = number
                     # Answered batches wait behind a slow one until their segment commits; counting
@@ -227,6 +229,12 @@ class AssociationLoad:
                             raise LoadStopped
                         pending_invalid.append(row)
                         continue
+                    if apply_keys is not None:
+                        resolved = apply_keys(row)
+                        if not isinstance(resolved, Pair):
+                            pending_unresolved.append(resolved)
+                            continue
+                        row = resolved
                     types = types_of(row)
                     if types is not last_types:  # the resolver hands out shared tuples
                         self.report.note_types(types)
@@ -294,18 +302,23 @@ class AssociationLoad:
                 self._log_failure(str(row.to_error()))
             for outcome in segment.outcomes:
                 self.report.add_outcome(outcome)
-                for failure in outcome.failures:
-                    entry = self.sink.add_failure(failure)
-                    self._remember(entry)
-                    self._log_failure(
-                        f"{failure.pair.source} line {failure.pair.line}: {failure.pair.from_id} -> "
-                        f"{failure.pair.to_id} failed [{failure.category}] {failure.message}"
-                    )
+                self._commit_failures(outcome.failures)
+            self.report.add_unresolved(segment.unresolved)
+            self._commit_failures(segment.unresolved)
             self._uncommitted_batches -= segment.batches
             self.report.duplicates += segment.duplicates
             self.report.invalid += len(segment.invalid)
             self._committed_rows = segment.end_row
         self._save_checkpoint()
+
+    def _commit_failures(self, failures: Sequence[Failure]) -> None:
+        for failure in failures:
+            entry = self.sink.add_failure(failure)
+            self._remember(entry)
+            self._log_failure(
+                f"{failure.pair.source} line {failure.pair.line}: {failure.pair.from_id} -> "
+                f"{failure.pair.to_id} failed [{failure.category}] {failure.message}"
+            )
 
     def _remember(self, entry: dict[str, Any]) -> None:
         if self._saver is not None:
@@ -364,7 +377,11 @@ class AssociationLoad:
                     batch, err.category or "VALIDATION_ERROR", err.hubspot_message, err.correlation_id
                 )
             ]
-        return [interpret(batch, response.body)]
+        outcome = interpret(batch, response.body)
+        if self.keys is not None and outcome.failures:
+            # A cached key may name a merged or deleted record: resolved again and sent once more.
+            return [self.keys.retry_stale(batch, outcome, self._send)]
+        return [outcome]
 
     def _copy_hook_counters(self) -> None:
         stats = self.sender.counters()

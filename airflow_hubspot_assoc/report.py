@@ -7,11 +7,12 @@ The bounds (``MAX_ERRORS``, ``MAX_SAMPLE``, ``MAX_TYPES``) and the record's shap
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType, Types
-from airflow_hubspot_assoc.batches import BatchOutcome, Item, combined_status
+from airflow_hubspot_assoc.batches import BatchOutcome, Failure, Item, combined_status
 from airflow_hubspot_assoc.record import (
     FINISHED_STATUSES,
     MAX_ERRORS,
@@ -107,6 +108,14 @@ class LoadReport:
         """Keep an error in HubSpot's shape, up to ``MAX_ERRORS``."""
         if len(self.errors) < MAX_ERRORS:
             self.errors.append(error)
+
+    def add_unresolved(self, failures: Sequence[Failure]) -> None:
+        """Account for pairs that failed before any batch: their business keys did not resolve."""
+        for failure in failures:
+            self.failed += 1
+            self.add_error(
+                {"category": failure.category, "message": failure.message, "context": failure.detail}
+            )
 
     def add_outcome(self, outcome: BatchOutcome) -> None:
         """Account for one batch's answer."""

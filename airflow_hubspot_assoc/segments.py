@@ -12,7 +12,7 @@ import queue
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from airflow_hubspot_assoc.batches import BatchOutcome
+from airflow_hubspot_assoc.batches import BatchOutcome, Failure
 from airflow_hubspot_assoc.pairs import InvalidRow
 
 
@@ -26,6 +26,8 @@ class Segment:
     invalid: list[InvalidRow]
     outcomes: list[BatchOutcome] = field(default_factory=list)
     answered: int = 0
+    #: Pairs whose business key did not resolve (issue 13): failed before any batch.
+    unresolved: list[Failure] = field(default_factory=list)
 
     @property
     def open_batches(self) -> int:

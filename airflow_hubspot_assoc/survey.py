@@ -8,7 +8,7 @@ load does the checks that need HubSpot with what this returns.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from airflow_hubspot_assoc.association_types import Types
@@ -35,10 +35,17 @@ class InputSurvey:
 
 
 def survey_input(
-    rows: Iterable[Pair | InvalidRow], default_types: Types, *, max_failed_ratio: float
+    rows: Iterable[Pair | InvalidRow],
+    default_types: Types,
+    *,
+    max_failed_ratio: float,
+    on_pair: Callable[[Pair], None] | None = None,
 ) -> InputSurvey:
     """Read every row once; raise the first bad row's error when no failure is tolerated
-    (``max_failed_ratio`` 0), or a summary when more rows are invalid than it allows."""
+    (``max_failed_ratio`` 0), or a summary when more rows are invalid than it allows.
+
+    :param on_pair: called with every valid pair (the business-key resolver collects its keys).
+    """
     strict = max_failed_ratio <= 0
     survey = InputSurvey(type_ids={t.type_id for t in default_types})
     type_ids = survey.type_ids
@@ -50,7 +57,10 @@ def survey_input(
             survey.invalid += 1
             if len(survey.first_invalid) < QUOTED_INVALID:
                 survey.first_invalid.append(row)
-        elif row.types is not None:
+            continue
+        if on_pair is not None:
+            on_pair(row)
+        if row.types is not None:
             if not row.types:
                 survey.untyped += 1
             elif len(type_ids) < MAX_CHECKED_TYPE_IDS:

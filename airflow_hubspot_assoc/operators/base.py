@@ -8,6 +8,7 @@ arguments through ``_load_settings`` and ``_label_resolver``.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,12 +25,12 @@ from airflow_hubspot_assoc.association_types import (
     check_category,
     check_type_id,
 )
-from airflow_hubspot_assoc.checkpoint import CheckpointStore, checkpoint_key
 from airflow_hubspot_assoc.client.headers import WINDOW_BURST_MAX
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotError
 from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 from airflow_hubspot_assoc.load import AssociationLoad, LoadSettings
+from airflow_hubspot_assoc.operators.outputs import checkpoint_store, failed_pairs_path, key_resolver
 from airflow_hubspot_assoc.operators.upstream import dag_of, upstream_xcoms
 from airflow_hubspot_assoc.pairs import PairReader
 from airflow_hubspot_assoc.record import BatchRecord
@@ -39,6 +40,8 @@ from airflow_hubspot_assoc.ui import HUBSPOT_UI_COLOR
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_hubspot_assoc.keys.resolver import KeyResolver
 
 MAX_BATCH_SIZE = BATCH_SIZE_MAX
 MAX_CONCURRENCY = 64
@@ -56,6 +59,9 @@ class BatchAssociationsOperatorBase(BaseOperator):
         "to_object_type",
         "pairs",
         "pairs_path",
+        "from_id_property",
+        "to_id_property",
+        "key_cache_path",
         "association_type_id",
         "association_label",
         "failed_pairs_path",
@@ -75,6 +81,9 @@ class BatchAssociationsOperatorBase(BaseOperator):
         pairs_path: str | XComArg | None = None,
         from_id_field: str = "from_id",
         to_id_field: str = "to_id",
+        from_id_property: str | None = None,
+        to_id_property: str | None = None,
+        key_cache_path: str | None = None,
         association_type_id: int | str | None = None,
         association_category: str = "HUBSPOT_DEFINED",
         association_label: str | None = None,
@@ -141,6 +150,9 @@ class BatchAssociationsOperatorBase(BaseOperator):
         self.pairs_path = pairs_path
         self.from_id_field = from_id_field
         self.to_id_field = to_id_field
+        self.from_id_property = from_id_property
+        self.to_id_property = to_id_property
+        self.key_cache_path = key_cache_path
         self.association_type_id = association_type_id
         self.association_label = association_label
         self.batch_size = batch_size
@@ -163,15 +175,26 @@ class BatchAssociationsOperatorBase(BaseOperator):
         """Validate the whole input, send it, and return the batch record."""
         from_type = _object_type("from_object_type", self.from_object_type)
         to_type = _object_type("to_object_type", self.to_object_type)
-        reader = self._reader()
         hook = HubSpotHook(
             self.hubspot_conn_id, max_concurrency=self.max_concurrency, max_burst=self.max_burst
         )
+        keys = key_resolver(
+            hook,
+            self.hubspot_conn_id,
+            (from_type, self.from_id_property),
+            (to_type, self.to_id_property),
+            self.key_cache_path,
+            log=self.log,
+        )
+        reader = self._reader(keys)
         links.persist(context, hook, from_type, to_type)
         resolve_label = self._label_resolver(hook, from_type, to_type)
         default_types = self._default_types(resolve_label)
-        failed_path = self._failed_pairs_path(context)
-        checkpoint = None if self.is_dry_run else self._checkpoint_store(context, failed_path)
+        ti = context.get("ti")
+        failed_path = failed_pairs_path(self.failed_pairs_path, self.pairs_path, ti)
+        checkpoint = (
+            None if self.is_dry_run else checkpoint_store(self.checkpoint_path, failed_path, ti, log=self.log)  # type: ignore[arg-type]
+        )
         for path in (self.pairs_path, failed_path, checkpoint and checkpoint.location):
             if path and (warning := describe_connection(str(path))):
                 self.log.warning("%s", warning)
@@ -210,6 +233,7 @@ class BatchAssociationsOperatorBase(BaseOperator):
             log=self.log,  # type: ignore[arg-type]  # Airflow's structlog logger has the same methods
             stop=self._stop_event(),
             checkpoint=checkpoint,
+            keys=keys,
         )
         self.log.info(
             "%s %s -> %s associations from %s",
@@ -229,9 +253,13 @@ class BatchAssociationsOperatorBase(BaseOperator):
         }
         skipped = load.resume()
         load.send()
+        if keys is not None and not self.is_dry_run:
+            keys.save_cache()
         if checkpoint is not None:
             checkpoint.clear()
         record = report.to_record(resumed_skipped=skipped)
+        if keys is not None:
+            record = dataclasses.replace(record, resolution=keys.summary())
         self.log.info("%s", record.summary())
         self._files_read = _files_of(reader)
         self._record = record
@@ -263,12 +291,13 @@ class BatchAssociationsOperatorBase(BaseOperator):
                 self._stop = threading.Event()
             return self._stop
 
-    def _reader(self) -> PairReader:
+    def _reader(self, keys: KeyResolver | None) -> PairReader:
         fields = {"from_id_field": self.from_id_field, "to_id_field": self.to_id_field}
+        sides = keys.key_sides if keys is not None else (False, False)
         if self.pairs_path is not None and self.pairs is None:
-            return PairReader.from_path(str(self.pairs_path), **fields)
+            return PairReader.from_path(str(self.pairs_path), **fields, keys=sides)
         if self.pairs is not None and self.pairs_path is None:
-            return PairReader.from_pairs(self.pairs, **fields)
+            return PairReader.from_pairs(self.pairs, **fields, keys=sides)
         raise HubSpotConfigError("Exactly one of pairs and pairs_path must be set after rendering templates")
 
     def _load_settings(self) -> dict[str, Any]:
@@ -288,44 +317,6 @@ class BatchAssociationsOperatorBase(BaseOperator):
         if self.association_type_id not in (None, ""):
             return (AssociationType(self.association_category, check_type_id(self.association_type_id)),)
         return DEFAULT_ASSOCIATION
-
-    def _failed_pairs_path(self, context: Context) -> str | None:
-        if not self.failed_pairs_path:
-            return None
-        path = str(self.failed_pairs_path)
-        if "{" not in path:
-            return path
-        source = str(self.pairs_path or "pairs").rstrip("/")
-        name = source.rsplit("/", 1)[-1]
-        for suffix in (".gz", ".csv", ".jsonl", ".ndjson", ".json", ".parquet"):
-            name = name.removesuffix(suffix)
-        ti = context.get("ti")
-        map_index = getattr(ti, "map_index", -1) if ti is not None else -1
-        return path.format(
-            map_index=map_index, input_name=name, input_dir=source.rsplit("/", 1)[0] if "/" in source else "."
-        )
-
-    def _checkpoint_store(self, context: Context, failed_path: str | None) -> CheckpointStore | None:
-        base = self.checkpoint_path or (
-            f"{failed_path.rsplit('/', 1)[0] if '/' in failed_path else '.'}/_checkpoints"
-            if failed_path
-            else None
-        )
-        ti = context.get("ti")
-        if not base or ti is None:
-            self.log.info(
-                "No checkpoints: set checkpoint_path (or failed_pairs_path) to resume after a crash."
-            )
-            return None
-        key = checkpoint_key(
-            ti.dag_id, ti.run_id, ti.task_id, ti.map_index if ti.map_index is not None else -1
-        )
-        return CheckpointStore(
-            str(base),
-            key,
-            owns_base=not self.checkpoint_path,
-            log=self.log,  # type: ignore[arg-type]  # Airflow's structlog logger has the same methods
-        )
 
     def _source_reference(self, reader: PairReader) -> dict[str, Any]:
         if self.pairs_path is not None:

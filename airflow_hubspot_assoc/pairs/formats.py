@@ -24,12 +24,13 @@ from airflow_hubspot_assoc.pairs.ids import SAFE_DIGITS
 from airflow_hubspot_assoc.pairs.json_array import read_json
 from airflow_hubspot_assoc.pairs.model import InvalidRow, Pair
 from airflow_hubspot_assoc.pairs.parquet import read_parquet
-from airflow_hubspot_assoc.pairs.rows import ItemConverter, build_pair
+from airflow_hubspot_assoc.pairs.rows import NO_KEYS, ItemConverter, KeySides, build_pair
 from airflow_hubspot_assoc.pairs.sources import InputFile
 from airflow_hubspot_assoc.pairs.text import open_text, physical_lines
 
 Row = Pair | InvalidRow
-Reader = Callable[[InputFile, str, str, bool], Generator[Row, None, None]]
+#: ``(part, from_field, to_field, allow_empty, keys)``: ``keys`` says which sides hold business keys.
+Reader = Callable[[InputFile, str, str, bool, KeySides], Generator[Row, None, None]]
 
 _new_tuple = tuple.__new__
 _DECODER = json.JSONDecoder()
@@ -56,7 +57,7 @@ def _width_error(row: list[str], width: int, line: int, source: str, fi: int, ti
 
 
 def read_csv(
-    part: InputFile, from_field: str, to_field: str, allow_empty: bool
+    part: InputFile, from_field: str, to_field: str, allow_empty: bool, keys: KeySides = NO_KEYS
 ) -> Generator[Row, None, None]:
     """Yield the rows of a CSV file with a header line; line numbers are physical lines."""
     source = part.source
@@ -80,7 +81,7 @@ def read_csv(
         ti = find_column(names, to_field, "to_id_field", part, header_line)
         optional = [names.index(field) if field in names else -1 for field in OPTIONAL_FIELDS]
         width = len(names)
-        plain = optional == [-1, -1, -1]
+        plain = optional == [-1, -1, -1] and not any(keys)
         new = _new_tuple
         pair = Pair
         last = header_line  # the physical line the previous record ended on
@@ -124,6 +125,7 @@ def read_csv(
                                 row[yi] if yi >= 0 else None,
                                 row[ci] if ci >= 0 else None,
                                 row[li] if li >= 0 else None,
+                                keys=keys,
                             )
                         elif row:
                             yield _width_error(row, width, line, source, fi, ti)
@@ -137,11 +139,11 @@ def read_csv(
 
 
 def read_jsonl(
-    part: InputFile, from_field: str, to_field: str, allow_empty: bool
+    part: InputFile, from_field: str, to_field: str, allow_empty: bool, keys: KeySides = NO_KEYS
 ) -> Generator[Row, None, None]:
     """Yield the rows of a JSON Lines file: one JSON value per line, blank lines skipped."""
     source = part.source
-    convert = ItemConverter(source, from_field, to_field)
+    convert = ItemConverter(source, from_field, to_field, keys)
     decode = _DECODER.raw_decode
     with ExitStack() as stack:
         line = 0

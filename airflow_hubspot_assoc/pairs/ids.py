@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_hubspot_assoc.constants import CATEGORIES, MAX_TYPE_ID
+from airflow_hubspot_assoc.constants import CATEGORIES, MAX_PROPERTY_VALUE_CHARS, MAX_TYPE_ID
 from airflow_hubspot_assoc.constants import MAX_RECORD_ID as MAX_ID
 
 #: Ids with fewer digits than this cannot exceed ``MAX_ID``; longer ones need an integer comparison.
@@ -84,6 +84,30 @@ def normalise_id(value: object) -> str:
     if value is None:
         raise InvalidValueError("the id is missing")
     raise InvalidValueError(f"a {type(value).__name__} is not a record id")
+
+
+def normalise_key(value: object) -> str:
+    """Return a business key (a property value such as an email) trimmed, or raise saying why not.
+
+    Only text is a key: a JSON or Parquet number in an ``external_id`` column has lost its leading
+    zeros or precision already, and would match another record than the one meant.
+    """
+    if not isinstance(value, str):
+        if value is None:
+            raise InvalidValueError("the key is missing")
+        raise InvalidValueError(
+            f"{shorten(value)} is a {type(value).__name__}, not a key; an id property's values are "
+            "text, so write them as strings"
+        )
+    text = value.strip()
+    if not text:
+        raise InvalidValueError("the key is only whitespace" if value else "the key is empty")
+    if len(text) > MAX_PROPERTY_VALUE_CHARS:
+        raise InvalidValueError(
+            f"the key is {len(text):,} characters long; HubSpot keeps at most "
+            f"{MAX_PROPERTY_VALUE_CHARS:,} in a property value"
+        )
+    return text
 
 
 def normalise_type_id(value: object) -> int | None:

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from airflow_hubspot_assoc.exceptions import PairInputError
 from airflow_hubspot_assoc.pairs.model import InvalidRow, Pair
-from airflow_hubspot_assoc.pairs.rows import ItemConverter
+from airflow_hubspot_assoc.pairs.rows import NO_KEYS, ItemConverter, KeySides
 from airflow_hubspot_assoc.pairs.sources import InputFile
 from airflow_hubspot_assoc.pairs.text import TEXT_CHUNK, open_text
 
@@ -96,11 +96,11 @@ class _ArrayScanner:
 
 
 def read_json(
-    part: InputFile, from_field: str, to_field: str, allow_empty: bool
+    part: InputFile, from_field: str, to_field: str, allow_empty: bool, keys: KeySides = NO_KEYS
 ) -> Generator[Pair | InvalidRow, None, None]:
     """Yield the items of a file holding one JSON array, decoding one item at a time."""
     source = part.source
-    convert = ItemConverter(source, from_field, to_field)
+    convert = ItemConverter(source, from_field, to_field, keys)
     with ExitStack() as stack:
         # Universal newlines: JSON has no raw line breaks inside strings, so only whitespace changes
         # and counting "\n" then counts every kind of line break.

@@ -18,7 +18,7 @@ from airflow_hubspot_assoc.exceptions import PairInputError
 from airflow_hubspot_assoc.pairs.columns import OPTIONAL_FIELDS, find_column
 from airflow_hubspot_assoc.pairs.ids import MAX_ID, SAFE_DIGITS
 from airflow_hubspot_assoc.pairs.model import CATEGORY_FIELD, LABEL_FIELD, InvalidRow, Pair
-from airflow_hubspot_assoc.pairs.rows import build_pair
+from airflow_hubspot_assoc.pairs.rows import NO_KEYS, KeySides, build_pair
 from airflow_hubspot_assoc.pairs.sources import InputFile
 
 #: Parquet rows converted per batch.
@@ -28,7 +28,7 @@ _new_tuple = tuple.__new__
 
 
 def read_parquet(
-    part: InputFile, from_field: str, to_field: str, allow_empty: bool
+    part: InputFile, from_field: str, to_field: str, allow_empty: bool, keys: KeySides = NO_KEYS
 ) -> Generator[Pair | InvalidRow, None, None]:
     """Yield the rows of a Parquet file batch by batch; line is the 1-based row number + 1."""
     try:
@@ -53,6 +53,9 @@ def read_parquet(
         columns = [from_field, to_field] + [field for field in OPTIONAL_FIELDS if field in names]
         for name in columns:
             _check_parquet_type(pa, name, schema.field(name).type, source)
+        for name, keyed in zip((from_field, to_field), keys, strict=True):
+            if keyed:
+                _check_key_column(pa, name, schema.field(name).type, source)
         if parquet.metadata.num_rows == 0 and allow_empty:
             return
         optional = [columns.index(field) if field in columns else -1 for field in OPTIONAL_FIELDS]
@@ -63,7 +66,7 @@ def read_parquet(
             for batch in parquet.iter_batches(batch_size=PARQUET_BATCH, columns=columns):
                 from_ids, from_clean = _parquet_ids(pa, pc, batch.column(0))
                 to_ids, to_clean = _parquet_ids(pa, pc, batch.column(1))
-                if from_clean and to_clean and len(columns) == 2:
+                if from_clean and to_clean and len(columns) == 2 and not any(keys):
                     # Every id in the batch is canonical already: no per-row checks at all.
                     for a, b in zip(from_ids, to_ids, strict=True):
                         line += 1
@@ -74,6 +77,7 @@ def read_parquet(
                     line += 1
                     if (
                         len(columns) == 2
+                        and keys is NO_KEYS
                         and type(a) is str
                         and type(b) is str
                         and a.isdigit()
@@ -95,6 +99,7 @@ def read_parquet(
                         from_field,
                         to_field,
                         *(values[index] if values is not None else None for values in extras),
+                        keys=keys,
                     )
         except (pa.ArrowException, OSError) as err:
             reason = f"cannot read the Parquet data: {err}"
@@ -128,6 +133,19 @@ def _check_parquet_type(pa: Any, name: str, kind: Any, source: str) -> None:
     hint = " (floats lose precision above 2**53)" if pa.types.is_floating(kind) else ""
     raise PairInputError(
         f"column {name!r} has type {kind}; ids must be integers or strings of digits{hint}",
+        source=source,
+        field=name,
+    )
+
+
+def _check_key_column(pa: Any, name: str, kind: Any, source: str) -> None:
+    """A key column must be text: integers would have lost the leading zeros of an ``external_id``."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or _is_string_view(pa, kind):
+        return
+    raise PairInputError(
+        f"column {name!r} has type {kind}; an id property's values are text, so the column must hold strings",
         source=source,
         field=name,
     )

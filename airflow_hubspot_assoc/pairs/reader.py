@@ -16,7 +16,7 @@ from typing import Any
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, PairInputError
 from airflow_hubspot_assoc.pairs.formats import EMPTY_REASONS, READERS
 from airflow_hubspot_assoc.pairs.model import XCOM_SOURCE, InvalidRow, Pair
-from airflow_hubspot_assoc.pairs.rows import ItemConverter
+from airflow_hubspot_assoc.pairs.rows import NO_KEYS, ItemConverter, KeySides
 from airflow_hubspot_assoc.pairs.sources import InputFile, resolve
 from airflow_hubspot_assoc.pairs.text import locate_bad_utf8
 
@@ -44,10 +44,13 @@ class PairReader:
         path: str | None = None,
         from_id_field: str = "from_id",
         to_id_field: str = "to_id",
+        keys: KeySides = NO_KEYS,
     ) -> None:
         _check_fields(from_id_field, to_id_field)
         self.from_id_field = from_id_field
         self.to_id_field = to_id_field
+        #: Which sides hold business keys (kept as trimmed text) instead of record ids.
+        self.keys = keys if any(keys) else NO_KEYS
         self._items = items
         self._path = path
         self._files: list[InputFile] | None = None
@@ -59,6 +62,7 @@ class PairReader:
         *,
         from_id_field: str = "from_id",
         to_id_field: str = "to_id",
+        keys: KeySides = NO_KEYS,
     ) -> PairReader:
         """Read pairs from a list: ``[from, to]`` lists, objects with the id fields, or HubSpot inputs.
 
@@ -71,7 +75,7 @@ class PairReader:
                 source=XCOM_SOURCE,
             )
         items = pairs if isinstance(pairs, Sequence) else list(pairs)
-        return cls(items=items, from_id_field=from_id_field, to_id_field=to_id_field)
+        return cls(items=items, from_id_field=from_id_field, to_id_field=to_id_field, keys=keys)
 
     @classmethod
     def from_path(
@@ -80,6 +84,7 @@ class PairReader:
         *,
         from_id_field: str = "from_id",
         to_id_field: str = "to_id",
+        keys: KeySides = NO_KEYS,
     ) -> PairReader:
         """Read pairs from a file, a directory of parts or a glob, locally or on object storage.
 
@@ -90,7 +95,7 @@ class PairReader:
         if not isinstance(path, str) or not path.strip():
             reason = f"pairs_path must be a non-empty path or URL, got {path!r}"
             raise PairInputError(reason, source=str(path))
-        return cls(path=path, from_id_field=from_id_field, to_id_field=to_id_field)
+        return cls(path=path, from_id_field=from_id_field, to_id_field=to_id_field, keys=keys)
 
     @property
     def files(self) -> list[str]:
@@ -118,7 +123,7 @@ class PairReader:
         return self._iter_files()
 
     def _iter_items(self) -> Iterator[Pair | InvalidRow]:
-        convert = ItemConverter(XCOM_SOURCE, self.from_id_field, self.to_id_field)
+        convert = ItemConverter(XCOM_SOURCE, self.from_id_field, self.to_id_field, self.keys)
         for number, item in enumerate(self._items or (), start=1):
             yield convert(item, number)
 
@@ -128,7 +133,7 @@ class PairReader:
         sharded = len(parts) > 1
         any_rows = False
         for part in parts:
-            rows = READERS[part.format](part, self.from_id_field, self.to_id_field, sharded)
+            rows = READERS[part.format](part, self.from_id_field, self.to_id_field, sharded, self.keys)
             try:
                 first = next(rows, None)
                 if first is None:

@@ -19,6 +19,7 @@ from airflow_hubspot_assoc.pairs.ids import (
     InvalidValueError,
     normalise_category,
     normalise_id,
+    normalise_key,
     normalise_label,
     normalise_type_id,
     shorten,
@@ -37,6 +38,10 @@ _new_tuple = tuple.__new__
 SHAPE_LIST = "a [from_id, to_id] list"
 SHAPE_FIELDS = "an object with id fields"
 SHAPE_HUBSPOT = 'a HubSpot input {"from": {"id": ...}, "to": {"id": ...}}'
+
+#: Which sides hold business keys (property values) instead of record ids: ``(from, to)``.
+KeySides = tuple[bool, bool]
+NO_KEYS: KeySides = (False, False)
 
 
 def raw_text(value: Any) -> str | None:
@@ -62,13 +67,19 @@ def build_pair(
     raw_type_id: Any = None,
     raw_category: Any = None,
     raw_label: Any = None,
+    *,
+    keys: KeySides = NO_KEYS,
 ) -> Pair | InvalidRow:
-    """Validate one row's values; the general (slower) path behind every reader's fast path."""
+    """Validate one row's values; the general (slower) path behind every reader's fast path.
+
+    A side in ``keys`` holds a business key, kept as text (trimmed) for the key resolver; the fast
+    paths only ever pass canonical digit strings, which are their own trimmed key.
+    """
     field = from_field
     try:
-        from_id = normalise_id(raw_from)
+        from_id = normalise_key(raw_from) if keys[0] else normalise_id(raw_from)
         field = to_field
-        to_id = normalise_id(raw_to)
+        to_id = normalise_key(raw_to) if keys[1] else normalise_id(raw_to)
         field = TYPE_ID_FIELD
         type_id = normalise_type_id(raw_type_id)
         field = CATEGORY_FIELD
@@ -99,12 +110,13 @@ class ItemConverter:
     mixed list nearly always means two inputs were concatenated by mistake.
     """
 
-    __slots__ = ("from_field", "shape", "source", "to_field")
+    __slots__ = ("from_field", "keys", "shape", "source", "to_field")
 
-    def __init__(self, source: str, from_field: str, to_field: str) -> None:
+    def __init__(self, source: str, from_field: str, to_field: str, keys: KeySides = NO_KEYS) -> None:
         self.source = source
         self.from_field = from_field
         self.to_field = to_field
+        self.keys = keys if any(keys) else NO_KEYS  # the fast path below tests identity
         self.shape: str | None = None
 
     def _set_shape(self, shape: str, line: int) -> None:
@@ -123,7 +135,7 @@ class ItemConverter:
         if type(item) is dict:
             from_field = self.from_field
             to_field = self.to_field
-            if self.shape is SHAPE_FIELDS and len(item) == 2:
+            if self.shape is SHAPE_FIELDS and len(item) == 2 and self.keys is NO_KEYS:
                 # The dominant case: {"from_id": ..., "to_id": ...} and nothing else.
                 from_id = _fast_id(item.get(from_field))
                 if from_id is not None:
@@ -144,7 +156,9 @@ class ItemConverter:
                     raw_text(item[0]) if item else None,
                     raw_text(item[1]) if len(item) > 1 else None,
                 )
-            return build_pair(item[0], item[1], line, self.source, self.from_field, self.to_field)
+            return build_pair(
+                item[0], item[1], line, self.source, self.from_field, self.to_field, keys=self.keys
+            )
         return InvalidRow(
             self.source,
             line,
@@ -176,6 +190,7 @@ class ItemConverter:
                 item.get(TYPE_ID_FIELD),
                 item.get(CATEGORY_FIELD),
                 item.get(LABEL_FIELD),
+                keys=self.keys,
             )
         self._set_shape(SHAPE_HUBSPOT, line)
         return self._hubspot(item, line)
@@ -194,9 +209,9 @@ class ItemConverter:
                 return InvalidRow(self.source, line, side, reason, raw_text(raw_from), raw_text(raw_to))
         field = "from.id"
         try:
-            from_id = normalise_id(raw_from)
+            from_id = normalise_key(raw_from) if self.keys[0] else normalise_id(raw_from)
             field = "to.id"
-            to_id = normalise_id(raw_to)
+            to_id = normalise_key(raw_to) if self.keys[1] else normalise_id(raw_to)
             field = "types"
             types = _hubspot_types(item.get("types"))
         except _TypesError as err:

@@ -59,6 +59,15 @@ class ExpectedPairs:
             yield from record.sample
             return
         kind = record.source.get("kind")
+        if record.resolution is not None and record.created <= len(record.sample):
+            yield from record.sample  # the sample holds every created pair, with its resolved ids
+            return
+        if record.resolution is not None:
+            # The input holds business keys (issue 13), not the record ids a read-back needs.
+            raise HubSpotConfigError(
+                f"verify='all' cannot read back a load by keys ({_keys_of(record)}) of {record.created:,} "
+                "pairs yet: its input holds keys, not record ids. Use verify='sample'."
+            )
         if kind == "path":
             yield from self._pairs_from_path()
             return
@@ -119,6 +128,13 @@ class ExpectedPairs:
         if self._failed is None:
             self._failed = failed_pairs_of(self.record)
         return self._failed
+
+
+def _keys_of(record: BatchRecord) -> str:
+    sides = record.resolution or {}
+    return ", ".join(
+        f"{side}: {value.get('property')}" for side, value in sides.items() if isinstance(value, dict)
+    )
 
 
 def failed_pairs_of(record: BatchRecord) -> FailedPairs:

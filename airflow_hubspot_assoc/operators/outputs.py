@@ -1,0 +1,80 @@
+"""What a batch operator derives from its arguments and the task instance before a load starts:
+where failed pairs go, where its checkpoint lives, and the resolver of business keys.
+
+Why apart from the operator: these are small decisions on paths and keys (templated placeholders,
+a default checkpoint folder beside the failed pairs, one cache per portal) that every batch operator
+makes the same way, and none of them needs the operator itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow_hubspot_assoc.checkpoint import CheckpointStore, checkpoint_key
+from airflow_hubspot_assoc.client.lookup import KeyLookup
+from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
+from airflow_hubspot_assoc.keys.cache import KeyCache
+from airflow_hubspot_assoc.keys.normalise import key_property
+from airflow_hubspot_assoc.keys.resolver import KeyResolver
+
+#: Suffixes dropped from an input's name for ``{input_name}``.
+_DATA_SUFFIXES = (".gz", ".csv", ".jsonl", ".ndjson", ".json", ".parquet")
+
+
+def failed_pairs_path(template: str | None, pairs_path: Any, ti: Any) -> str | None:
+    """``failed_pairs_path`` with ``{map_index}``, ``{input_name}`` and ``{input_dir}`` filled in."""
+    if not template:
+        return None
+    path = str(template)
+    if "{" not in path:
+        return path
+    source = str(pairs_path or "pairs").rstrip("/")
+    name = source.rsplit("/", 1)[-1]
+    for suffix in _DATA_SUFFIXES:
+        name = name.removesuffix(suffix)
+    map_index = getattr(ti, "map_index", -1) if ti is not None else -1
+    return path.format(
+        map_index=map_index, input_name=name, input_dir=source.rsplit("/", 1)[0] if "/" in source else "."
+    )
+
+
+def checkpoint_store(
+    checkpoint_path: str | None, failed_path: str | None, ti: Any, *, log: logging.Logger
+) -> CheckpointStore | None:
+    """The task instance's checkpoint: under ``checkpoint_path``, or ``_checkpoints`` beside the
+    failed pairs (a folder the package then owns and removes once empty); None without either."""
+    base = checkpoint_path or (
+        f"{failed_path.rsplit('/', 1)[0] if '/' in failed_path else '.'}/_checkpoints"
+        if failed_path
+        else None
+    )
+    if not base or ti is None:
+        log.info("No checkpoints: set checkpoint_path (or failed_pairs_path) to resume after a crash.")
+        return None
+    key = checkpoint_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index if ti.map_index is not None else -1)
+    return CheckpointStore(str(base), key, owns_base=not checkpoint_path, log=log)
+
+
+def key_resolver(
+    hook: HubSpotHook,
+    conn_id: str,
+    from_side: tuple[str, str | None],
+    to_side: tuple[str, str | None],
+    cache_path: str | None,
+    *,
+    log: Any,
+) -> KeyResolver | None:
+    """The resolver of business keys, its properties checked before any pair is read; None when both
+    sides hold record ids. ``from_side``/``to_side``: (object type, id property or None)."""
+    from_key = key_property("from_id_property", "from", from_side[0], from_side[1])
+    to_key = key_property("to_id_property", "to", to_side[0], to_side[1])
+    if from_key is None and to_key is None:
+        return None
+    # Without a portal id on the connection, its id names the account: keys never mix portals as
+    # long as one connection points at one portal.
+    portal = hook.portal_id or f"conn-{conn_id}"
+    cache = KeyCache(str(cache_path), portal, log=log) if cache_path else None
+    resolver = KeyResolver(KeyLookup(hook.client), from_key, to_key, log=log, cache=cache)
+    resolver.check_properties()
+    return resolver

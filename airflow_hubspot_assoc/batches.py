@@ -233,7 +233,7 @@ def _timestamp(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def interpret(batch: Batch, body: Mapping[str, Any]) -> BatchOutcome:
+def outcome_of(batch: Batch, body: Mapping[str, Any]) -> BatchOutcome:
     """Account for every item of ``batch`` from HubSpot's answer ``body``."""
     status = str(body.get("status") or "COMPLETE").upper()
     raw_errors = body.get("errors")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_hubspot_assoc.api import BATCH_CREATE_MAX_INPUTS
-from airflow_hubspot_assoc.batches import Batch, BatchBuilder, BatchOutcome, interpret, whole_batch_failure
+from airflow_hubspot_assoc.batches import Batch, BatchBuilder, BatchOutcome, outcome_of, whole_batch_failure
 from airflow_hubspot_assoc.checkpoint import CheckpointSaver
 from airflow_hubspot_assoc.exceptions import HubSpotValidationError
 from airflow_hubspot_assoc.guards import (
@@ -377,7 +377,7 @@ class AssociationLoad:
                     batch, err.category or "VALIDATION_ERROR", err.hubspot_message, err.correlation_id
                 )
             ]
-        outcome = interpret(batch, response.body)
+        outcome = outcome_of(batch, response.body)
         if self.keys is not None and outcome.failures:
             # A cached key may name a merged or deleted record: resolved again and sent once more.
             return [self.keys.retry_stale(batch, outcome, self._send)]

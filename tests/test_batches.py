@@ -10,7 +10,7 @@ from airflow_hubspot_assoc.batches import (
     BatchBuilder,
     Item,
     combined_status,
-    interpret,
+    outcome_of,
     whole_batch_failure,
 )
 from airflow_hubspot_assoc.pairs import Pair
@@ -108,7 +108,7 @@ def test_207_errors_are_mapped_to_the_pairs_they_name():
             },
         ],
     }
-    outcome = interpret(batch, body)
+    outcome = outcome_of(batch, body)
     assert [(i.pair.from_id, i.pair.to_id) for i in outcome.created] == [("1", "10")]
     failed = {(f.pair.from_id, f.pair.to_id): (f.category, f.message) for f in outcome.failures}
     assert failed == {
@@ -132,7 +132,7 @@ def test_an_error_naming_both_ids_only_fails_that_exact_pair():
             }
         ],
     }
-    outcome = interpret(batch, body)
+    outcome = outcome_of(batch, body)
     assert [(f.pair.to_id) for f in outcome.failures] == ["11"]
     assert [(i.pair.to_id) for i in outcome.created] == ["10"]
 
@@ -152,14 +152,14 @@ def test_an_error_without_ids_falls_back_to_the_results_list():
         ],
         "errors": [{"category": "VALIDATION_ERROR", "message": "something failed"}],
     }
-    outcome = interpret(batch, body)
+    outcome = outcome_of(batch, body)
     assert [i.pair.from_id for i in outcome.created] == ["1"]
     assert [(f.pair.from_id, f.message) for f in outcome.failures] == [("2", "something failed")]
 
 
 def test_canceled_batch_fails_every_pair_with_hubspots_reason():
     batch = batch_of(pair("1", "10"), pair("2", "20"))
-    outcome = interpret(
+    outcome = outcome_of(
         batch, {"status": "CANCELED", "results": [], "errors": [{"message": "portal locked"}]}
     )
     assert outcome.status == "CANCELED"

@@ -1,9 +1,9 @@
 """Fuzz the load's report: any JSON object HubSpot (or a proxy) could answer is accounted for pair by pair.
 
-Why: ``batches.interpret`` and ``report.LoadReport`` turn HubSpot's batch answers into the numbers a
+Why: ``batches.outcome_of`` and ``report.LoadReport`` turn HubSpot's batch answers into the numbers a
 data engineer trusts (created, failed) and into the XCom record and checkpoints. HubSpot has changed
 these bodies over time (200/201/207, ``results`` shapes, error ``context`` keys), and proxies answer
-odd things. Whatever the body, ``interpret`` raises nothing, every pair of a batch must come out
+odd things. Whatever the body, ``outcome_of`` raises nothing, every pair of a batch must come out
 exactly once (created or failed), and the record must stay plain JSON within its bounds that parses
 back to the same record and survives a checkpoint round trip.
 """
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_hubspot_assoc.association_types import AssociationType
-from airflow_hubspot_assoc.batches import Batch, BatchOutcome, Item, interpret
+from airflow_hubspot_assoc.batches import Batch, BatchOutcome, Item, outcome_of
 from airflow_hubspot_assoc.pairs import Pair
 from airflow_hubspot_assoc.record import MAX_ERRORS, MAX_SAMPLE, MAX_TYPES, BatchRecord
 from airflow_hubspot_assoc.report import LoadReport
@@ -109,7 +109,7 @@ def _keys(items: list[Any]) -> Counter[tuple[str, str, int]]:
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_batch, _body)
 def test_every_pair_of_a_batch_is_created_or_failed_exactly_once(batch, body):
-    outcome: BatchOutcome = interpret(batch, body)
+    outcome: BatchOutcome = outcome_of(batch, body)
     created = _keys([item.pair for item in outcome.created])
     failed = _keys([failure.pair for failure in outcome.failures])
     assert created + failed == _keys([item.pair for item in batch.items])
@@ -124,7 +124,7 @@ def test_the_record_accounts_for_every_pair_and_stays_plain_json(answers):
     report = LoadReport(from_type="contacts", to_type="companies", conn_id="hubspot_default", source={})
     sent = 0
     for batch, body in answers:
-        report.add_outcome(interpret(batch, body))
+        report.add_outcome(outcome_of(batch, body))
         sent += len(batch.items)
     report.total = sent
     batch_record = report.to_record()

@@ -48,9 +48,11 @@ def _local_path(target: Path | ObjectStoragePath) -> Path:
 
 def describe_connection(path: str) -> str | None:
     """A warning for an object-storage URL that names no Airflow connection; None when all is well."""
-    if "://" not in path or path.startswith("file://"):
+    if "://" not in path:
         return None
     scheme, rest = path.split("://", 1)
+    if scheme in LOCAL_PROTOCOLS or scheme == "memory":
+        return None
     if "@" in rest.split("/", 1)[0]:
         return None
     return (

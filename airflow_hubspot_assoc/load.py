@@ -200,9 +200,12 @@ class AssociationLoad:
                 number = len(self._segments) + self._next_commit
                 sendable = [] if self.settings.dry_run else batches
                 self._segments[number] = Segment(
-                    read, len(sendable), builder.duplicates - duplicates_before, pending_invalid
+                    read,
+                    len(sendable),
+                    builder.duplicates - duplicates_before,
+                    pending_invalid,
+                    unresolved=pending_unresolved,
                 )
-                self._segments[number].unresolved = pending_unresolved
                 duplicates_before, pending_invalid, pending_unresolved = builder.duplicates, [], []
                 for batch in sendable:
                     batch.segment = number

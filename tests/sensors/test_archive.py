@@ -8,8 +8,8 @@ import re
 
 import pendulum
 import pytest
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, TaskDeferred
 from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
 from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType
 from airflow_hubspot_assoc.operators.archive import BatchArchiveAssociationsOperator

@@ -87,6 +87,11 @@ class RateLimiter:
             if self.window.raise_caps(max_in_flight, max_burst):
                 self._wake_next()
 
+    def window_announced(self) -> bool:
+        """Whether HubSpot's answers announce a rolling window (it then paces the sends)."""
+        with self._lock:
+            return self.window.limit is not None
+
     def in_flight_cap(self) -> int:
         """How many requests may be in flight now: how many threads a caller can keep busy."""
         with self._lock:

@@ -40,14 +40,25 @@ def most_in_flight(max_concurrency: int, max_burst: int | None) -> int:
 class AssociationSender:
     """Sends one load's batches for one object pair through a client.
 
-    :param most: the most requests in flight at once (see ``most_in_flight``).
+    The app's limiter is shared by every hook of the process (one per app), and its caps rise to the
+    largest any of them asked for; this load's own caps still hold: ``max_concurrency`` while no
+    window is announced, its burst cap while one is.
     """
 
-    def __init__(self, client: HubSpotClient, from_type: str, to_type: str, *, most: int) -> None:
+    def __init__(
+        self,
+        client: HubSpotClient,
+        from_type: str,
+        to_type: str,
+        *,
+        max_concurrency: int,
+        max_burst: int | None,
+    ) -> None:
         self._client = client
         self.from_type = from_type
         self.to_type = to_type
-        self._most = most
+        self._concurrency = max_concurrency
+        self._most = most_in_flight(max_concurrency, max_burst)
 
     def send(self, inputs: api.JsonArray, *, default: bool) -> BatchResponse:
         """Create a batch's associations: default (unlabelled) ones, or with the types in ``inputs``."""
@@ -64,7 +75,9 @@ class AssociationSender:
 
     def capacity(self) -> Capacity:
         """How many may be in flight now (the window's room or the concurrency cap) and at most."""
-        return Capacity(min(self._client.limiter.in_flight_cap(), self._most), self._most)
+        limiter = self._client.limiter
+        own = self._most if limiter.window_announced() else self._concurrency
+        return Capacity(min(limiter.in_flight_cap(), own), self._most)
 
     def counters(self) -> SendCounters:
         """Requests, retries and 429s of the client so far."""

@@ -130,7 +130,7 @@ class WindowState:
         self._margin_bump = 0.0
 
         # The announced window (None until an answer carries the headers).
-        self._limit: int | None = None
+        self.limit: int | None = None
         self._interval = 10.0
         self._no_header_streak = 0
         self._remaining: int | None = None
@@ -181,7 +181,7 @@ class WindowState:
         """How many requests may be in flight now: how many senders a caller can keep busy."""
         if not self._seen_response:
             return 1
-        if self._limit is None:
+        if self.limit is None:
             return self._fallback.cap()
         # A window is announced: it paces us; as many in flight as we may send in it.
         return max(self.max_in_flight, min(self.max_burst, int(self.current_level(now))))
@@ -194,11 +194,11 @@ class WindowState:
 
     def current_level(self, now: float) -> float:
         """How many of our sends may be in the window now (while sharing, it grows between answers)."""
-        if self.peers > 1 and self._limit is not None:
-            fair = self._target_use * self._limit / self.peers
+        if self.peers > 1 and self.limit is not None:
+            fair = self._target_use * self.limit / self.peers
             if now >= self._peers_settled_at:
                 return fair
-            return max(0.0, min(fair, float(self._limit - self._foreign)))
+            return max(0.0, min(fair, float(self.limit - self._foreign)))
         if self._steering.active:
             return self._steering.current(now)
         return float(self._level)
@@ -210,7 +210,7 @@ class WindowState:
             return None, None
         if now < self._not_before:
             return None, self._not_before - now
-        limit = self._limit
+        limit = self.limit
         if limit is not None:
             self._expire(now)
             own = len(self._log)
@@ -290,7 +290,7 @@ class WindowState:
         data: dict[str, Any] = dict(self.counters)
         data.update(
             in_flight=self.in_flight,
-            limit=self._limit,
+            limit=self.limit,
             interval_s=self._interval,
             remaining=self._remaining,
             foreign=self._foreign,
@@ -338,7 +338,7 @@ class WindowState:
 
     def _forget_window(self) -> None:
         """The server stopped announcing a window: only the concurrency cap applies from now on."""
-        self._limit = None
+        self.limit = None
         self._remaining = None
         self._foreign = 0
         self._foreign_peaks.clear()
@@ -352,9 +352,9 @@ class WindowState:
         interval_ms = header_int(headers, HEADER_INTERVAL)
         if interval_ms is not None and interval_ms > 0:
             self._interval = interval_ms / 1000.0
-        if self._limit is None:
+        if self.limit is None:
             self._ramp_until = now + self._interval
-        self._limit = limit
+        self.limit = limit
         # An announced window replaces the no-header back-off: the window paces us now.
         self._fallback.reset()
         remaining = header_int(headers, HEADER_REMAINING)

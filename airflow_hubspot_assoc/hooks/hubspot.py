@@ -290,7 +290,9 @@ class HubSpotHook(HttpHook):
 
     def sender(self, from_type: str, to_type: str) -> AssociationSender:
         """What a load sends its batches through (and asks for capacity and counters)."""
-        return AssociationSender(self.client, from_type, to_type, most=self.max_in_flight_ever)
+        return AssociationSender(
+            self.client, from_type, to_type, max_concurrency=self.max_concurrency, max_burst=self.max_burst
+        )
 
     # ------------------------------------------------------------------ HttpHook's run family
     def _refuse(self, name: str) -> NoReturn:

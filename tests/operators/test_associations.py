@@ -396,3 +396,18 @@ def test_without_a_window_max_concurrency_holds(request, hubspot_conn):
     assert state == "success", record
     assert record["created"] == 2_000
     assert hubspot_conn.stats.peak_concurrency == 3
+
+
+@pytest.mark.hubspot_standin(rate_limit=None, latency=LatencyConfig(base_ms=100))
+def test_a_load_keeps_its_own_max_concurrency_when_an_earlier_hook_raised_the_shared_limiter(
+    request, hubspot_conn
+):
+    """The process shares one limiter per app and its caps only rise: a load at 8 in flight, then
+    one at 3 against the same app, must still send 3 at a time."""
+    state, _ = run_numbered_pairs(request, 1_600, max_concurrency=8)
+    assert state == "success"
+    assert hubspot_conn.stats.peak_concurrency == 8
+    hubspot_conn.reset_stats()
+    state, record = run_numbered_pairs(request, 900, max_concurrency=3)
+    assert state == "success", record
+    assert hubspot_conn.stats.peak_concurrency == 3

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from airflow_hubspot_assoc import storage
 from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError
 from airflow_hubspot_assoc.readback.matching import FailedPairs
@@ -192,11 +193,5 @@ def read_failed_pairs(path: str) -> set[tuple[str, str]]:
 
 
 def _open_text(path: str) -> Iterator[str]:
-    if "://" in path:
-        from airflow.sdk import ObjectStoragePath
-
-        with ObjectStoragePath(path).open("r", encoding="utf-8") as remote:
-            yield from remote
-        return
-    with open(path, encoding="utf-8") as local:
-        yield from local
+    with storage.location(path).open("r", encoding="utf-8") as handle:
+        yield from handle

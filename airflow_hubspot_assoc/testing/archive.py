@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_hubspot_assoc.testing.errors import standard_error
-from airflow_hubspot_assoc.testing.handlers import iso
+from airflow_hubspot_assoc.testing.handlers import batch_body
 from airflow_hubspot_assoc.testing.objects import ObjectType
 from airflow_hubspot_assoc.testing.store import (
     AssociationStore,
@@ -112,14 +112,4 @@ class ArchiveApi:
     def _answer(version: str, removed: int, errors: list[dict[str, Any]], started: float) -> ArchiveAnswer:
         if version == "v4":
             return 204, None, removed
-        body: dict[str, Any] = {
-            "status": "COMPLETE",
-            "results": [],
-            "requestedAt": iso(started),
-            "startedAt": iso(started),
-            "completedAt": iso(time.time()),
-        }
-        if errors:
-            body["errors"] = errors
-            body["numErrors"] = len(errors)
-        return 200, body, removed
+        return 200, batch_body("COMPLETE", [], errors, started), removed

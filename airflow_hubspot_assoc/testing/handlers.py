@@ -212,17 +212,7 @@ class AssociationsApi:
     ) -> dict[str, Any]:
         if status is None:
             status = "PROCESSING" if self.config.visibility_delay_s > 0 else "COMPLETE"
-        body: dict[str, Any] = {
-            "status": status,
-            "results": results,
-            "requestedAt": iso(started),
-            "startedAt": iso(started),
-            "completedAt": iso(time.time()),
-        }
-        if errors:
-            body["errors"] = errors
-            body["numErrors"] = len(errors)
-        return body
+        return batch_body(status, results, errors, started)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -321,3 +311,20 @@ class AssociationsApi:
         except ValueError as err:
             return 400, validation_error(str(err))
         return 200, {"results": [forward.as_spec_with_label(), backward.as_spec_with_label()]}
+
+
+def batch_body(
+    status: str, results: list[dict[str, Any]], errors: list[dict[str, Any]], started: float
+) -> dict[str, Any]:
+    """A batch answer's body (BatchResponse...WithErrors): ``errors`` and ``numErrors`` only when any."""
+    body: dict[str, Any] = {
+        "status": status,
+        "results": results,
+        "requestedAt": iso(started),
+        "startedAt": iso(started),
+        "completedAt": iso(time.time()),
+    }
+    if errors:
+        body["errors"] = errors
+        body["numErrors"] = len(errors)
+    return body

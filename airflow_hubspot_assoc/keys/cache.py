@@ -51,38 +51,58 @@ class KeyCache:
         if text is None:
             return {}
         try:
-            data = json.loads(text)
-            if not isinstance(data, dict):
-                raise TypeError(f"a JSON {type(data).__name__}")
-            if data.get("format") != CACHE_FORMAT or data.get("property") != prop.name:
-                raise ValueError(f"format {data.get('format')!r}, property {data.get('property')!r}")
-            ids = data["ids"]
-            if not isinstance(ids, dict):
-                raise TypeError(f"ids is a {type(ids).__name__}")
-            # In place: the id strings are freed one by one instead of building a second map.
-            for key, value in ids.items():
-                ids[key] = int(value)
-                if ids[key] <= 0:
-                    raise ValueError(f"id {value!r} of {key!r} is not a record id")
-            return ids
-        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            return parse_key_map(text, prop)
+        except ValueError as err:
             self.log.warning("Ignoring the key cache %s: it is not a key cache (%s).", path, err)
             return {}
 
-    def save(self, prop: KeyProperty, ids: Mapping[str, int]) -> None:
-        """Replace the cached keys of ``prop`` with ``ids``; a failure is logged, never raised (the
-        load is done, and the next run only resolves more keys)."""
+    def save(self, prop: KeyProperty, ids: Mapping[str, int]) -> str | None:
+        """Replace the cached keys of ``prop`` with ``ids``; the path written, or None when the write
+        failed (logged, never raised: the load is done, and the next run only resolves more keys)."""
         path = self.path(prop)
-        payload = {
-            "format": CACHE_FORMAT,
-            "portal": self.portal,
-            "objectType": prop.object_type,
-            "property": prop.name,
-            "ids": {key: str(value) for key, value in ids.items()},
-        }
-        try:
-            storage.replace_text(path, json.dumps(payload, separators=(",", ":")))
-        except OSError as err:
-            self.log.warning("Cannot write the key cache %s: %s", path, err)
-            return
-        self.log.info("Saved %s %s keys of %s to %s.", f"{len(ids):,}", prop.name, prop.object_type, path)
+        return path if write_key_map(path, prop, ids, portal=self.portal, log=self.log) else None
+
+
+def parse_key_map(text: str, prop: KeyProperty) -> dict[str, int]:
+    """The folded key -> record id of a key file's text; ``ValueError`` when it is not one for ``prop``.
+
+    The sensor reads these files too (``verify="all"`` of a load by keys), and must fail rather than
+    wait for nothing when one is broken, so the caller decides what a bad file means.
+    """
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__}")
+        if data.get("format") != CACHE_FORMAT or data.get("property") != prop.name:
+            raise ValueError(f"format {data.get('format')!r}, property {data.get('property')!r}")
+        ids = data["ids"]
+        if not isinstance(ids, dict):
+            raise TypeError(f"ids is a {type(ids).__name__}")
+        # In place: the id strings are freed one by one instead of building a second map.
+        for key, value in ids.items():
+            ids[key] = int(value)
+            if ids[key] <= 0:
+                raise ValueError(f"id {value!r} of {key!r} is not a record id")
+        return ids
+    except (TypeError, KeyError, AttributeError) as err:
+        raise ValueError(str(err)) from err
+
+
+def write_key_map(
+    path: str, prop: KeyProperty, ids: Mapping[str, int], *, portal: str, log: logging.Logger
+) -> bool:
+    """Write ``ids`` (folded key -> record id) to ``path`` whole; False (logged) when it cannot."""
+    payload = {
+        "format": CACHE_FORMAT,
+        "portal": portal,
+        "objectType": prop.object_type,
+        "property": prop.name,
+        "ids": {key: str(value) for key, value in ids.items()},
+    }
+    try:
+        storage.replace_text(path, json.dumps(payload, separators=(",", ":")))
+    except OSError as err:
+        log.warning("Cannot write the key file %s: %s", path, err)
+        return False
+    log.info("Saved %s %s keys of %s to %s.", f"{len(ids):,}", prop.name, prop.object_type, path)
+    return True

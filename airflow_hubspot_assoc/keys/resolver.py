@@ -30,6 +30,7 @@ from airflow_hubspot_assoc.client.lookup import (
     SEARCH_MAX_FILTER_GROUPS,
 )
 from airflow_hubspot_assoc.exceptions import HubSpotApiError, HubSpotConfigError
+from airflow_hubspot_assoc.keys.cache import write_key_map
 from airflow_hubspot_assoc.keys.normalise import KeyProperty
 
 if TYPE_CHECKING:
@@ -68,6 +69,9 @@ class SideKeys:
     requests: int = 0
     #: Cached keys resolved again because HubSpot reported their record missing (merged, deleted).
     refreshed: set[str] = field(default_factory=set)
+    #: The file holding this side's resolved keys after the run (the cache's, or beside the failed
+    #: pairs), which the sensor's ``verify="all"`` reads instead of resolving again.
+    key_map: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """This side's part of the record's ``resolution``."""
@@ -83,6 +87,7 @@ class SideKeys:
             "fromCache": self.from_cache,
             "refreshed": len(self.refreshed),
             "requests": self.requests,
+            **({"keyMap": self.key_map} if self.key_map else {}),
         }
 
 
@@ -357,11 +362,24 @@ class KeyResolver:
         """The record's ``resolution``: per side with a key property, what resolution did."""
         return {side.prop.side: side.summary() for side in self.sides if side is not None}
 
-    def save_cache(self) -> None:
-        """Save what the cache should hold now (a failed write is logged, never raised)."""
-        if self.cache is not None:
-            for prop, ids in self.cache_entries():
-                self.cache.save(prop, ids)
+    def save_cache(self, beside: str | None = None) -> None:
+        """Save what the cache should hold now, and note each side's file in the summary (``keyMap``).
+
+        Without a cache the run's keys go to ``<beside>.<side>-keys.json`` (``beside``: the failed
+        pairs' path), so that ``verify="all"`` of the sensor, on another worker, maps the input's
+        keys to the same ids without resolving them again. A failed write is logged, never raised;
+        that side then has no ``keyMap``.
+        """
+        entries = self.cache_entries() if self.cache is not None or beside else []
+        for prop, ids in entries:
+            side = self.sides[0] if prop.side == "from" else self.sides[1]
+            if self.cache is not None:
+                path = self.cache.save(prop, ids)
+            else:
+                path = f"{beside}.{prop.side}-keys.json"
+                path = path if write_key_map(path, prop, ids, portal="", log=self.log) else None
+            if side is not None:
+                side.key_map = path
 
     def cache_entries(self) -> list[tuple[KeyProperty, dict[str, int]]]:
         """Per side, what a key cache should hold now: the cache read, updated with this run's keys

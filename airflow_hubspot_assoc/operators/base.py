@@ -254,7 +254,7 @@ class BatchAssociationsOperatorBase(BaseOperator):
         skipped = load.resume()
         load.send()
         if keys is not None and not self.is_dry_run:
-            keys.save_cache()
+            keys.save_cache(beside=failed_path)
         if checkpoint is not None:
             checkpoint.clear()
         record = report.to_record(resumed_skipped=skipped)

@@ -4,8 +4,9 @@
 * ``verify="all"``: every pair of the input. A path source is read again (the same readers as the
   operator, per-row types and labels resolved the same way), skipping invalid rows and the pairs the
   operator reported as failed (from its failed-pairs file, or from the record's errors when they
-  name every failed pair). An XCom source can only be checked in full when the sample holds every
-  created pair.
+  name every failed pair). A load by business keys maps the input's keys to the ids it resolved
+  through the files its record names (``readback.keyed``), never resolving again. An XCom source
+  can only be checked in full when the sample holds every created pair.
 
 Runs in the worker only (it may read files and resolve labels, which block); the triggerer gets the
 pairs still missing, already decided.
@@ -21,6 +22,7 @@ from typing import Any
 from airflow_hubspot_assoc import storage
 from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError
+from airflow_hubspot_assoc.readback.keyed import KeyMaps, key_map_paths
 from airflow_hubspot_assoc.readback.matching import FailedPairs
 from airflow_hubspot_assoc.record import BatchRecord
 
@@ -64,11 +66,21 @@ class ExpectedPairs:
             yield from record.sample  # the sample holds every created pair, with its resolved ids
             return
         if record.resolution is not None:
-            # The input holds business keys (issue 13), not the record ids a read-back needs.
-            raise HubSpotConfigError(
-                f"verify='all' cannot read back a load by keys ({_keys_of(record)}) of {record.created:,} "
-                "pairs yet: its input holds keys, not record ids. Use verify='sample'."
-            )
+            # The input holds business keys (issue 13): mapped through the files the load wrote.
+            if kind != "path" or key_map_paths(record) is None:
+                raise HubSpotConfigError(
+                    f"verify='all' cannot read back this load by keys ({_keys_of(record)}) of "
+                    f"{record.created:,} pairs: its input holds keys, and "
+                    + (
+                        "it came from an XCom list, which the sensor cannot read again"
+                        if kind != "path"
+                        else "the record names no file of the ids they resolved to"
+                    )
+                    + ". Load from a file (pairs_path) with key_cache_path or failed_pairs_path set, "
+                    "or use verify='sample'."
+                )
+            yield from self._pairs_from_path(KeyMaps.of(record))
+            return
         if kind == "path":
             yield from self._pairs_from_path()
             return
@@ -86,7 +98,8 @@ class ExpectedPairs:
             f"verify='all' cannot read the batch record's source {dict(record.source)!r}; use verify='sample'"
         )
 
-    def _pairs_from_path(self) -> Iterator[AssociationPair]:
+    def _pairs_from_path(self, keys: KeyMaps | None = None) -> Iterator[AssociationPair]:
+        """The input's pairs again; ``keys``: map a load by keys' keys to the ids it resolved."""
         from airflow_hubspot_assoc.association_types import TypeResolver
         from airflow_hubspot_assoc.pairs import InvalidRow, PairReader
 
@@ -108,6 +121,7 @@ class ExpectedPairs:
             path,
             from_id_field=str(source.get("fromIdField") or "from_id"),
             to_id_field=str(source.get("toIdField") or "to_id"),
+            keys=keys.sides if keys is not None else (False, False),
         )
         for row in reader:
             if isinstance(row, InvalidRow):
@@ -119,7 +133,13 @@ class ExpectedPairs:
                 types = frozenset()
             else:
                 types = frozenset(resolver.types_of(row))
-            pair = AssociationPair(row.from_id, row.to_id, types)
+            from_id, to_id = row.from_id, row.to_id
+            if keys is not None:
+                ids = keys.map(from_id, to_id)
+                if ids is None:
+                    continue  # a key that did not resolve: the operator failed the pair
+                from_id, to_id = ids
+            pair = AssociationPair(from_id, to_id, types)
             if failed and pair in failed:
                 continue
             yield pair

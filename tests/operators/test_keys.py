@@ -321,6 +321,6 @@ def test_verify_all_of_a_key_based_load_uses_the_sample_or_says_why_it_cannot():
     assert [(p.from_id, p.to_id) for p in ExpectedPairs(base, "all", lambda name: ("", 0))] == [("11", "701")]
     many = BatchRecord.from_xcom({**base.to_xcom(), "created": 500, "total": 500})
     with pytest.raises(
-        HubSpotConfigError, match=r"verify='all' cannot read back a load by keys \(from: email"
+        HubSpotConfigError, match=r"verify='all' cannot read back this load by keys \(from: email"
     ):
         list(ExpectedPairs(many, "all", lambda name: ("", 0)))

@@ -201,10 +201,11 @@ class KeyResolver:
 
     def _read(self, side: SideKeys, wanted: list[str]) -> None:
         prop, ids = side.prop, side.ids
-        for start in range(0, len(wanted), OBJECTS_READ_MAX_INPUTS):
-            self._progress(side, start, len(wanted))
-            chunk = wanted[start : start + OBJECTS_READ_MAX_INPUTS]
-            for record_id, value in self.lookup.read_by_property(prop.object_type, prop.name, chunk):
+        step = OBJECTS_READ_MAX_INPUTS
+        chunks = [wanted[start : start + step] for start in range(0, len(wanted), step)]
+        for done, found in enumerate(self.lookup.read_many(prop.object_type, prop.name, chunks)):
+            self._progress(side, done * step, len(wanted))
+            for record_id, value in found:
                 key = prop.fold(value)
                 if key in ids:
                     ids[key] = int(record_id)

@@ -75,6 +75,9 @@ def key_resolver(
     # long as one connection points at one portal.
     portal = hook.portal_id or f"conn-{conn_id}"
     cache = KeyCache(str(cache_path), portal, log=log) if cache_path else None
-    resolver = KeyResolver(KeyLookup(hook.client), from_key, to_key, log=log, cache=cache)
+    # Reads go as many at a time as the load's batches would: the sender's capacity of the moment.
+    sender = hook.sender(from_side[0], to_side[0])
+    lookup = KeyLookup(hook.client, in_flight=lambda: sender.capacity().now, most=sender.capacity().most)
+    resolver = KeyResolver(lookup, from_key, to_key, log=log, cache=cache)
     resolver.check_properties()
     return resolver

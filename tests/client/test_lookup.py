@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
 
 from airflow_hubspot_assoc.client.answers import Answer
 from airflow_hubspot_assoc.client.lookup import SEARCH_SPACING_S, KeyLookup, object_paths
+from airflow_hubspot_assoc.exceptions import HubSpotApiError
 
 
 class StubClient:
@@ -62,3 +65,50 @@ def test_batch_read_asks_for_the_id_property_and_returns_its_values():
         "properties": ["email"],
         "propertiesWithHistory": [],
     }
+
+
+class SlowClient:
+    """Answers each batch read after a pause, echoing every value; records the most reads in flight."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.settings = SimpleNamespace(api_version="v4")
+        self.lock = threading.Lock()
+        self.in_flight = self.most = 0
+        self.fail_on = fail_on
+
+    def call(self, method, path, payload=None):
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            time.sleep(0.05)
+            values = [item["id"] for item in payload["inputs"]]
+            if self.fail_on in values:
+                raise HubSpotApiError("boom", status=500)
+            results = [{"id": str(1000 + int(v[1:])), "properties": {"email": v}} for v in values]
+            return Answer(200, {}, json.dumps({"results": results}).encode())
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_read_many_keeps_as_many_reads_in_flight_as_the_capacity_allows():
+    client = SlowClient()
+    room = [3]
+    lookup = KeyLookup(client, in_flight=lambda: room[0], most=8)  # type: ignore[arg-type]
+    chunks = [[f"k{c * 10 + i}" for i in range(10)] for c in range(12)]
+    found = [match for result in lookup.read_many("contacts", "email", chunks) for match in result]
+    assert sorted(found) == sorted((str(1000 + n), f"k{n}") for n in range(120))
+    assert client.most == 3 and lookup.requests == 12
+    # One at a time when the lookup may not run several (the default).
+    single = SlowClient()
+    serial = KeyLookup(single)  # type: ignore[arg-type]
+    assert len([m for r in serial.read_many("contacts", "email", chunks[:3]) for m in r]) == 30
+    assert single.most == 1
+
+
+def test_read_many_raises_the_first_failure():
+    lookup = KeyLookup(SlowClient(fail_on="k55"), in_flight=lambda: 4, most=4)  # type: ignore[arg-type]
+    chunks = [[f"k{c * 10 + i}" for i in range(10)] for c in range(12)]
+    with pytest.raises(HubSpotApiError, match="boom"):
+        list(lookup.read_many("contacts", "email", chunks))

@@ -194,6 +194,8 @@ def run_operator(spec: dict[str, Any]) -> dict[str, Any]:
     }
     if spec.get("max_concurrency") is not None:
         kwargs["max_concurrency"] = int(spec["max_concurrency"])
+    # Loads by business keys (``key_resolution``): id fields, id properties, key_cache_path, ...
+    kwargs.update(spec.get("operator_kwargs") or {})
     operator = BatchCreateAssociationsOperator(**kwargs)
     sampler = ProgressSampler()
     sampler.install()
@@ -219,6 +221,7 @@ def run_operator(spec: dict[str, Any]) -> dict[str, Any]:
         "requests",
         "retries",
         "throttled",
+        "resolution",
     )
     return {
         "kind": "operator",

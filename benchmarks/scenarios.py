@@ -1,4 +1,5 @@
-"""The five scenarios of the performance issue, each a function from sizes to checked results.
+"""The scenarios of the performance issue (and issue 13's ``key_resolution``, in its own module),
+each a function from sizes to checked results.
 
 Each scenario starts its own stand-in process(es) with the limits it is about, runs the clients in
 their own processes (``harness.Runner``) and turns raw figures into checks against the targets.
@@ -15,6 +16,7 @@ from typing import Any
 
 from benchmarks.data import ensure_csv
 from benchmarks.harness import BATCH_SIZE, CaseResult, Check, Runner, created_between, standin_config
+from benchmarks.key_resolution import key_resolution
 from benchmarks.standin import StandInProcess
 
 #: HubSpot's rolling window.
@@ -43,6 +45,12 @@ class Sizes:
     cost_baseline_pairs: int
     memory_pairs: tuple[int, ...]
     jitter_ms: float = 50.0
+    #: ``key_resolution``: pairs by email -> external_id, distinct contacts and companies among
+    #: them, and the distinct keys of its memory run.
+    key_pairs: int = 1_000_000
+    key_contacts: int = 100_000
+    key_companies: int = 10_000
+    key_memory_keys: int = 1_000_000
 
 
 FULL = Sizes(
@@ -68,6 +76,10 @@ QUICK = Sizes(
     cost_pairs=30_000,
     cost_baseline_pairs=5_000,
     memory_pairs=(5_000, 30_000),
+    key_pairs=20_000,
+    key_contacts=2_000,
+    key_companies=500,
+    key_memory_keys=20_000,
 )
 
 
@@ -492,4 +504,5 @@ SCENARIOS: dict[str, Callable[[Context], list[CaseResult]]] = {
     "shared_limit": shared_limit,
     "cost_per_pair": cost_per_pair,
     "memory": memory,
+    "key_resolution": key_resolution,
 }

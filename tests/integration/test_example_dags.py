@@ -185,6 +185,47 @@ def test_labels_example_creates_one_label_and_per_row_labels(hubspot_conn, quick
     assert billing_pairs <= stored(hubspot_conn, ("USER_DEFINED", billing))
 
 
+KEY_RECORDS = [
+    {
+        "object_type": "contacts",
+        "count": 150,
+        "first_id": 501,
+        "properties": {"email": "user{n}@example.com"},
+    },
+    {"object_type": "companies", "count": 30, "first_id": 9001, "properties": {"domain": "co{n}.example"}},
+]
+
+
+@pytest.mark.hubspot_standin(generated_records=KEY_RECORDS)
+def test_keys_example_resolves_once_confirms_all_and_reuses_the_cache(hubspot_conn, quick_sensors, tmp_path):
+    export = tmp_path / "crm" / "contact_companies.csv"  # missing: the DAG writes its sample there
+    dag = load_dag("example_hubspot_keys")
+    first = run_dag(dag, run_conf={"pairs_file": str(export)})
+    assert set(task_states(first).values()) == {"success"}, task_states(first)
+    record = task_results(first)["create_associations"]
+    assert (record["total"], record["created"], record["failed"]) == (152, 150, 2)
+    assert record["resolution"]["to"]["property"] == "domain"
+    expected = {(str(501 + n), str(9001 + n % 30)) for n in range(150)}
+    assert stored(hubspot_conn) == expected
+    # The sensor read all 150 back, through the key cache next to the export, without lookups.
+    confirm = task_results(first)["confirm_associations"]
+    assert (confirm["status"], confirm["expected"], confirm["confirmed"]) == ("CONFIRMED", 150, 150)
+    assert record["resolution"]["to"]["keyMap"].startswith(str(export.parent / "_key_cache"))
+    lookups = [e.endpoint for e in hubspot_conn.requests if e.endpoint.startswith("objects_")]
+    assert sorted(lookups) == ["objects_batch_read", "objects_batch_read", "objects_search"]
+    failed = [json.loads(line) for line in (export.parent / "_contact_companies.failed.jsonl").open()]
+    assert {f["category"] for f in failed} == {"UNRESOLVED_KEY"}
+    # A second run finds every resolved key in the cache: only the two unknown emails are read again.
+    second = run_dag(
+        dag, run_conf={"pairs_file": str(export)}, logical_date=pendulum.datetime(2026, 2, 1, tz="UTC")
+    )
+    assert set(task_states(second).values()) == {"success"}, task_states(second)
+    again = task_results(second)["create_associations"]["resolution"]
+    assert (again["from"]["fromCache"], again["to"]["fromCache"]) == (150, 30)
+    lookups = [e.endpoint for e in hubspot_conn.requests if e.endpoint.startswith("objects_")]
+    assert sorted(lookups) == ["objects_batch_read"] * 3 + ["objects_search"]
+
+
 @pytest.mark.hubspot_standin(visibility_delay_s=2.0)
 def test_scheduled_example_defers_until_hubspot_shows_the_pairs(hubspot_conn, quick_sensors, tmp_path):
     from airflow.models.pool import Pool

@@ -288,3 +288,57 @@ def test_killed_try_resumes_from_its_checkpoint_resending_at_most_the_batches_in
     assert resent <= bound
     assert s3.keys(bucket, "state/checkpoints") == []
     assert not (tmp_path / "checkpoints").exists() or list((tmp_path / "checkpoints").iterdir()) == []
+
+
+KEYED_RECORDS = [
+    {
+        "object_type": "contacts",
+        "count": 180,
+        "first_id": 301,
+        "properties": {"email": "user{n}@example.com"},
+    },
+    {"object_type": "companies", "count": 40, "first_id": 7001, "properties": {"domain": "co{n}.example"}},
+]
+
+
+@pytest.mark.hubspot_standin(generated_records=KEYED_RECORDS)
+def test_verify_all_of_a_load_by_keys_reads_its_key_files_from_s3(hubspot_conn, s3, bucket):
+    from airflow.sdk import DAG
+
+    from airflow_hubspot_assoc.sensors.associations import HubSpotBatchStatusSensor
+
+    rows = "".join(f"User{n}@example.com,https://co{n % 40}.example/\n" for n in range(180))
+    s3.write(bucket, "in/keys.csv", "email,website\n" + rows + "nobody@example.com,co1.example\n")
+    with DAG(
+        "s3_keys", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False
+    ) as dag:
+        create = BatchCreateAssociationsOperator(
+            task_id="create",
+            from_object_type="contacts",
+            to_object_type="companies",
+            pairs_path=url(bucket, "in/keys.csv"),
+            from_id_field="email",
+            from_id_property="email",
+            to_id_field="website",
+            to_id_property="domain",
+            association_type_id=279,
+            max_failed_ratio=0.01,
+            failed_pairs_path=url(bucket, "state/failed.jsonl"),
+        )
+        HubSpotBatchStatusSensor(
+            task_id="wait", batch=create.output, verify="all", poke_interval=0.3, timeout=60
+        )
+    run = run_dag(dag)
+    assert task_states(run) == {"create": "success", "wait": "success"}
+    record, summary = task_results(run)["create"], task_results(run)["wait"]
+    assert (record["created"], record["failed"]) == (180, 1)
+    assert (summary["expected"], summary["confirmed"]) == (180, 180)
+    assert record["resolution"]["from"]["keyMap"] == url(bucket, "state/failed.jsonl.from-keys.json")
+    assert sorted(s3.keys(bucket, "state")) == [
+        "state/failed.jsonl",
+        "state/failed.jsonl.from-keys.json",
+        "state/failed.jsonl.to-keys.json",
+    ]
+    # The operator's two contact reads and one domain search; the sensor looked nothing up.
+    lookups = sorted(e.endpoint for e in hubspot_conn.requests if e.endpoint.startswith("objects_"))
+    assert lookups == ["objects_batch_read", "objects_batch_read", "objects_search"]

@@ -44,7 +44,7 @@ MAX_SAMPLE = 100
 #: Distinct type combinations a record lists in ``typesUsed``.
 MAX_TYPES = 20
 #: The operators that write records; later ones (sync, revert) add theirs here.
-OPERATIONS = ("create", "archive")
+OPERATIONS = ("create", "archive", "revert")
 #: The category of a row's bare ``association_type_id`` when the record does not say.
 DEFAULT_CATEGORY = "HUBSPOT_DEFINED"
 #: Statuses whose record has a ``completedAt``.
@@ -101,6 +101,11 @@ class BatchRecord:
     #: Counts of later operators; ``None`` (and absent from the JSON) for a create.
     archived: int | None = None
     removed: int | None = None
+    #: A revert's pairs whose removed types were created again (``restored``).
+    restored: int | None = None
+    #: The ledger (issue 14): batch-read requests before the first write, and where it is.
+    ledger_reads: int | None = None
+    ledger_path: str | None = None
     resolution: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -120,7 +125,10 @@ class BatchRecord:
 
     @property
     def written(self) -> int:
-        """Pairs the operation applied: ``archived`` for an archive, ``created`` otherwise."""
+        """Pairs the operation applied: ``archived`` for an archive, removed + restored for a revert,
+        ``created`` otherwise."""
+        if self.operation == "revert":
+            return (self.removed or 0) + (self.restored or 0)
         return (self.archived or 0) if self.operation == "archive" else self.created
 
     @property
@@ -163,7 +171,13 @@ class BatchRecord:
         }
         if self.operation != "create":
             value["operation"] = self.operation
-        for key, extra in (("archived", self.archived), ("removed", self.removed)):
+        for key, extra in (
+            ("archived", self.archived),
+            ("removed", self.removed),
+            ("restored", self.restored),
+            ("ledgerReads", self.ledger_reads),
+            ("ledgerPath", self.ledger_path),
+        ):
             if extra is not None:
                 value[key] = extra
         if self.resolution is not None:
@@ -208,6 +222,9 @@ class BatchRecord:
             not isinstance(failed_pairs_path, str) or not failed_pairs_path
         ):
             raise ValueError(f"Batch record failedPairsPath must be a path, got {failed_pairs_path!r}")
+        ledger_path = raw.get("ledgerPath")
+        if ledger_path is not None and (not isinstance(ledger_path, str) or not ledger_path):
+            raise ValueError(f"Batch record ledgerPath must be a path, got {ledger_path!r}")
         resolution = raw.get("resolution")
         if resolution is not None and not isinstance(resolution, Mapping):
             raise ValueError(f"Batch record resolution must be an object, got {resolution!r}")
@@ -244,6 +261,9 @@ class BatchRecord:
             operation=str(raw.get("operation") or "create"),
             archived=None if raw.get("archived") is None else _count(raw, "archived"),
             removed=None if raw.get("removed") is None else _count(raw, "removed"),
+            restored=None if raw.get("restored") is None else _count(raw, "restored"),
+            ledger_reads=None if raw.get("ledgerReads") is None else _count(raw, "ledgerReads"),
+            ledger_path=ledger_path,
             resolution=None if resolution is None else dict(resolution),
         )
 

@@ -1,5 +1,5 @@
 """What a batch operator derives from its arguments and the task instance before a load starts:
-where failed pairs go, where its checkpoint lives, and the resolver of business keys.
+where failed pairs go, where its checkpoint and its ledger live, and the resolver of business keys.
 
 Why apart from the operator: these are small decisions on paths and keys (templated placeholders,
 a default checkpoint folder beside the failed pairs, one cache per portal) that every batch operator
@@ -17,6 +17,8 @@ from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 from airflow_hubspot_assoc.keys.cache import KeyCache
 from airflow_hubspot_assoc.keys.normalise import key_property
 from airflow_hubspot_assoc.keys.resolver import KeyResolver
+from airflow_hubspot_assoc.ledger import LedgerWriter
+from airflow_hubspot_assoc.ledger_reads import NamedPairs, open_ledger, unlabeled_type
 
 #: Suffixes dropped from an input's name for ``{input_name}``.
 _DATA_SUFFIXES = (".gz", ".csv", ".jsonl", ".ndjson", ".json", ".parquet")
@@ -78,3 +80,43 @@ def key_resolver(
     resolver = KeyResolver(KeyLookup(hook.client), from_key, to_key, log=log, cache=cache)
     resolver.check_properties()
     return resolver
+
+
+def ledger_location(template: str | None, ti: Any) -> str | None:
+    """``ledger_path`` with ``{run_id}``, ``{map_index}``, ``{dag_id}`` and ``{task_id}`` filled in."""
+    if not template:
+        return None
+    path = str(template)
+    if "{" not in path:
+        return path
+    return path.format(
+        run_id=getattr(ti, "run_id", "run"),
+        map_index=getattr(ti, "map_index", -1) if ti is not None else -1,
+        dag_id=getattr(ti, "dag_id", "dag"),
+        task_id=getattr(ti, "task_id", "task"),
+    )
+
+
+def ledger_writer(
+    location: str,
+    hook: HubSpotHook,
+    from_type: str,
+    to_type: str,
+    operation: str,
+    fingerprint: dict[str, Any],
+    named: NamedPairs,
+    *,
+    log: Any,
+) -> LedgerWriter:
+    """The load's ledger, its before state read (or reused) before the first write."""
+    sender = hook.sender(from_type, to_type)
+    meta = {
+        "fromType": from_type,
+        "toType": to_type,
+        "portalId": hook.portal_id,
+        "apiVersion": hook.api_version,
+        "operation": operation,
+        "fingerprint": fingerprint,
+    }
+    unlabeled = unlabeled_type(sender.association_types())
+    return open_ledger(location, meta, named, sender.read_associations, unlabeled, log=log)

@@ -86,14 +86,13 @@ with DAG(
     )
 
     @task.branch
-    def check_load(raw: dict[str, Any], max_failed_ratio: float) -> str:
+    def check_load(raw: dict[str, Any], max_failed_ratio: float | str) -> str:
         """Keep the load, or revert it when too many of its pairs failed."""
         record = BatchRecord.from_xcom(raw)
+        limit = float(max_failed_ratio)  # a rendered template is a string
         ratio = record.num_errors / record.total if record.total else 0.0
-        print(
-            f"{record.num_errors} of {record.total} pairs failed ({ratio:.1%}); limit {max_failed_ratio:.1%}"
-        )
-        return "revert_load" if ratio > float(max_failed_ratio) else "keep_load"
+        print(f"{record.num_errors} of {record.total} pairs failed ({ratio:.1%}); limit {limit:.1%}")
+        return "revert_load" if ratio > limit else "keep_load"
 
     @task
     def keep_load() -> None:

@@ -204,10 +204,14 @@ def test_a_ledger_for_another_portal_is_refused(request, hubspot_conn, tmp_path)
     assert writes(hubspot_conn) == 0
 
 
-def test_ledger_reads_are_one_per_thousand_from_ids(request, hubspot_conn, tmp_path):
+@pytest.mark.hubspot_standin(read_page_size=5)
+def test_ledger_reads_are_one_per_thousand_from_ids_plus_pages(request, hubspot_conn, tmp_path):
     hs = hubspot_conn
-    pairs = [[str(i), str(500_000 + i)] for i in range(1, 2_501)]
-    pairs += [["7", "600007"]]  # a from id named twice costs nothing more
+    # Contact 1 already has 12 of the named companies: its answer comes in 3 pages of 5.
+    had = [("1", str(500_000 + i)) for i in range(1, 13)]
+    seed(hs, had, UNLABELED)
+    hs.reset_stats()
+    pairs = [[str(i), str(500_000 + i)] for i in range(1, 2_501)] + [list(p) for p in had[1:]]
     state, raw = run_task(
         request,
         BatchCreateAssociationsOperator,
@@ -216,10 +220,16 @@ def test_ledger_reads_are_one_per_thousand_from_ids(request, hubspot_conn, tmp_p
         batch_size=500,
         ledger_path=str(tmp_path / "ledger"),
     )
-    assert state == "success" and raw["created"] == 2_501
+    assert state == "success" and raw["created"] == 2_511
     reads = [r for r in hs.requests if r.endpoint == "batch_read"]
-    assert raw["ledgerReads"] == len(reads) == 3  # ceil(2,500 / 1,000), no further pages
+    # At most ceil(2,500 distinct from ids / 1,000) = 3 plus 2 further pages for contact 1; a page
+    # request rides in the next chunk when there is one (page 2 goes with the third chunk), so 4.
+    assert raw["ledgerReads"] == len(reads) == 4
+    assert sum(r.n_inputs for r in reads) == 2_500 + 2
     assert max(r.n_inputs for r in reads) == 1_000
+    assert set(Ledger(str(tmp_path / "ledger")).load_before()) == set(had)
+    # Nothing changed for the pairs that had the association: the ledger holds the other 2,499.
+    assert sum(1 for _ in Ledger(str(tmp_path / "ledger")).entries()) == 2_499
     # Every read went before the first write.
     endpoints = [r.endpoint for r in hs.requests]
     assert max(i for i, e in enumerate(endpoints) if e == "batch_read") < endpoints.index(

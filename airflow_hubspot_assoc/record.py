@@ -300,7 +300,8 @@ class BatchRecord:
         """One line that accounts for every pair of the record."""
         return (
             f"{self.status}{' (dry run)' if self.dry_run else ''}: {self.total:,} pairs read, "
-            f"{self.written:,} {self.operation}d, {self.failed:,} failed, {self.invalid:,} invalid, "
+            f"{self.written:,} {self.operation.removesuffix('e')}ed, {self.failed:,} failed, "
+            f"{self.invalid:,} invalid, "
             f"{self.duplicates:,} duplicates; {self.requests:,} requests, {self.retries:,} retries, "
             f"{self.throttled:,} throttled (429)"
         )

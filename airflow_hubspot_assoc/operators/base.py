@@ -29,13 +29,12 @@ from airflow_hubspot_assoc.client.headers import WINDOW_BURST_MAX
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotError
 from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
-from airflow_hubspot_assoc.ledger_reads import NamedPairs
 from airflow_hubspot_assoc.load import AssociationLoad, LoadSettings
 from airflow_hubspot_assoc.operators.outputs import (
     checkpoint_store,
     failed_pairs_path,
     key_resolver,
-    ledger_location,
+    ledger_input,
     ledger_writer,
 )
 from airflow_hubspot_assoc.operators.upstream import dag_of, upstream_xcoms
@@ -205,10 +204,7 @@ class BatchAssociationsOperatorBase(BaseOperator):
         checkpoint = (
             None if self.is_dry_run else checkpoint_store(self.checkpoint_path, failed_path, ti, log=self.log)  # type: ignore[arg-type]
         )
-        ledger_at = None if self.is_dry_run else ledger_location(self.ledger_path, ti)
-        if ledger_at and keys is not None:
-            raise HubSpotConfigError("ledger_path does not work with business keys (id properties) yet")
-        named = NamedPairs() if ledger_at else None
+        ledger_at, named = ledger_input(self.ledger_path, self.is_dry_run, keys is not None, ti)
         for path in (self.pairs_path, failed_path, checkpoint and checkpoint.location, ledger_at):
             if path and (warning := describe_connection(str(path))):
                 self.log.warning("%s", warning)
@@ -267,9 +263,7 @@ class BatchAssociationsOperatorBase(BaseOperator):
             **({"operation": self.operation} if self.operation != "create" else {}),
         }
         if ledger_at and named is not None:  # read (or reuse) the before state, then write
-            load.ledger = ledger_writer(
-                ledger_at, hook, from_type, to_type, self.operation, load.fingerprint, named, log=self.log
-            )
+            load.ledger = ledger_writer(ledger_at, hook, load, self.operation, named, ti=ti, log=self.log)
         skipped = load.resume()
         load.send()
         if keys is not None and not self.is_dry_run:

@@ -31,7 +31,7 @@ from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 from airflow_hubspot_assoc.ledger import Ledger, LedgerWriter, inverse
 from airflow_hubspot_assoc.ledger_reads import NamedPairs, open_ledger, read_before, unlabeled_type
 from airflow_hubspot_assoc.load import AssociationLoad, LoadSettings
-from airflow_hubspot_assoc.operators.outputs import checkpoint_store, ledger_location
+from airflow_hubspot_assoc.operators.outputs import checkpoint_store, ledger_location, task_instance_key
 from airflow_hubspot_assoc.pairs import Pair
 from airflow_hubspot_assoc.record import BatchRecord
 from airflow_hubspot_assoc.report import LoadReport
@@ -144,7 +144,13 @@ class RevertAssociationsOperator(BaseOperator):
         for entry in entries:
             named.add(entry.from_id, entry.to_id)
         digest = hashlib.sha256(repr(sorted(entries)).encode()).hexdigest()[:16]
-        fingerprint = {"ledger": source, "entries": digest, "from": from_type, "to": to_type}
+        fingerprint = {
+            "ledger": source,
+            "entries": digest,
+            "from": from_type,
+            "to": to_type,
+            "taskInstance": task_instance_key(ti),
+        }
         own = None if self.is_dry_run else ledger_location(self.ledger_path, ti)
         writer: LedgerWriter | None = None
         if own:

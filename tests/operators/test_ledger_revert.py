@@ -292,3 +292,14 @@ def test_ledger_stays_exact_across_a_crash_and_resume(hubspot_conn, tmp_path):
     raw = revert.execute({"ti": None})
     assert raw["removed"] == 400
     assert stored(hs) == before
+
+
+def test_another_run_cannot_take_over_a_ledger_at_a_fixed_path(request, hubspot_conn, tmp_path):
+    kwargs = dict(pairs=[["1", "101"]], ledger_path=str(tmp_path / "ledger"))
+    state, _ = run_task(request, BatchCreateAssociationsOperator, "_first", **kwargs)
+    assert state == "success"
+    hubspot_conn.reset_stats()
+    # The same input in another run would take the first run's before state for its own: refused.
+    state, _ = run_task(request, BatchCreateAssociationsOperator, "_second", **kwargs)
+    assert state == "failed"
+    assert writes(hubspot_conn) == 0

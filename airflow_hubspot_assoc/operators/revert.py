@@ -197,6 +197,8 @@ class RevertAssociationsOperator(BaseOperator):
             ledger_reads=reads,
             ledger_path=own,
             started_at=removed.started_at or restored.started_at,
+            resumed=removed.resumed or restored.resumed,
+            resumed_skipped=removed.resumed_skipped + restored.resumed_skipped,
         )
         self.log.info("%s", record.summary())
         if record.total and record.failed / record.total > self.max_failed_ratio:

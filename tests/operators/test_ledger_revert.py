@@ -303,3 +303,49 @@ def test_another_run_cannot_take_over_a_ledger_at_a_fixed_path(request, hubspot_
     state, _ = run_task(request, BatchCreateAssociationsOperator, "_second", **kwargs)
     assert state == "failed"
     assert writes(hubspot_conn) == 0
+
+
+@pytest.mark.hubspot_standin(latency={"base_ms": 40})
+def test_a_revert_killed_midway_resumes_and_ends_exact(hubspot_conn, tmp_path):
+    hs = hubspot_conn
+    pairs = [(str(i), str(300_000 + i)) for i in range(1, 301)]
+    seed(hs, pairs[:100], PRIMARY)  # these keep their Primary association through it all
+    before = stored(hs)
+    BatchCreateAssociationsOperator(
+        task_id="create",
+        from_object_type="contacts",
+        to_object_type="companies",
+        pairs=[list(p) for p in pairs],
+        ledger_path=str(tmp_path / "ledger"),
+    ).execute(context())
+    hs.reset_stats()
+    kwargs = dict(
+        task_id="revert",
+        ledger=str(tmp_path / "ledger"),
+        ledger_path=str(tmp_path / "revert-ledger"),
+        checkpoint_path=str(tmp_path / "ck"),
+        batch_size=10,
+        max_concurrency=2,
+        max_burst=2,
+    )
+    first = RevertAssociationsOperator(**kwargs)
+
+    def kill_after_some_writes() -> None:
+        while hs.stats.write_requests < 8:
+            time.sleep(0.01)
+        first.on_kill()
+
+    threading.Thread(target=kill_after_some_writes, daemon=True).start()
+    ti = SimpleNamespace(dag_id="d", run_id="r", task_id="revert", map_index=-1, try_number=1)
+    with pytest.raises(LoadStopped):
+        first.execute({"ti": ti})
+    assert 0 < writes(hs) < 20
+    raw = RevertAssociationsOperator(**kwargs).execute({"ti": ti})
+    assert raw["removed"] == 200 and raw["failed"] == 0
+    assert raw["resumed"] is True and 0 < raw["resumedSkipped"] < 200
+    # The pairs' state was read once, by the first try, and saved in the revert's own ledger.
+    assert sum(1 for r in hs.requests if r.endpoint == "batch_read") == 1
+    assert stored(hs) == before
+    # The revert's ledger says exactly what it removed: the 200 pairs that had nothing before.
+    entries = list(Ledger(str(tmp_path / "revert-ledger")).entries())
+    assert len(entries) == 200 and all(e.after == frozenset() for e in entries)

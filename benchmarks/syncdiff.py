@@ -37,8 +37,8 @@ TYPES = (("HUBSPOT_DEFINED", 279), ("HUBSPOT_DEFINED", 1), ("USER_DEFINED", 12))
 
 
 def triple_columns(numbers: Any) -> list[Any]:
-    """Triples by number: 5 to ids under each from id, ids of 11 digits like HubSpot's, 3 type codes.
-    Distinct numbers give distinct triples."""
+    """Triples by number: 5 to ids under each from id, ids of 11 to 12 digits like HubSpot's, 3 type
+    codes. Distinct numbers give distinct triples."""
     from_ids = _FROM_BASE + numbers // _PAIRS_PER_FROM
     to_ids = _TO_BASE + (numbers * 2_654_435_761) % _TO_SPAN
     return [from_ids, to_ids, numbers % 3]

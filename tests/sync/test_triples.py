@@ -122,6 +122,34 @@ def test_add_columns_refuses_bad_columns(tmp_path, columns, message):
         spool.add_columns(*columns)
 
 
+@pytest.mark.parametrize(
+    ("triples", "message"),
+    [
+        ([(1, 2, 0), (1.5, 2, 0)], r"three integers, got \(1\.5, 2, 0\)"),
+        ([(1, 2, 0), (1, 2**64, 0)], r"record ids must be in 1\.\.2\^63-1, got \(1, 18446744073709551616\)"),
+        ([(1, 2, 0), (1, 2**63, 0)], r"record ids must be in 1\.\.2\^63-1, got \(1, 9223372036854775808\)"),
+        ([(1, 2, 0), (1, 2)], r"three integers, got \(1, 2\)"),
+        ([(1, 2, 0), (0, 2, 0)], "from_id: 0 is below 1"),
+        ([(1, 2, 0), (3, 2, -1)], "type_code: -1 is below 0"),
+    ],
+)
+def test_add_many_refuses_what_is_not_three_integers_in_range(tmp_path, triples, message):
+    spool = TripleSpool(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        spool.add_many(iter(triples))
+    spool.add_many([])
+    assert list(spool.close()) == [], "a refused chunk adds nothing"
+
+
+def test_add_refuses_a_float_and_keeps_the_buffer_aligned(tmp_path):
+    spool = TripleSpool(tmp_path)
+    spool.add(1, 2, 0)
+    with pytest.raises(ValueError, match="three integers"):
+        spool.add(3, 2.5, 0)  # type: ignore[arg-type]
+    spool.add(4, 5, 1)
+    assert list(spool.close()) == [(1, 2, 0), (4, 5, 1)]
+
+
 def test_add_many_refuses_an_array_of_the_wrong_shape(tmp_path):
     with pytest.raises(ValueError, match=r"\(n, 3\) array"):
         TripleSpool(tmp_path).add_many(np.ones((4, 2), dtype=np.int64))

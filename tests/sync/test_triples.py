@@ -200,3 +200,45 @@ def test_iteration_reads_partitions_in_chunks_and_merges_them_in_order(tmp_path)
     assert len(result) == expected.shape[0]
     assert list(result) == [tuple(r) for r in expected.tolist()]
     assert list(result.from_ids()) == np.unique(rows[:, 0]).tolist()
+
+
+_BOUNDED = """
+import sys, tempfile
+from pathlib import Path
+import numpy as np
+from airflow_hubspot_assoc.sync.triples import TripleSpool, diff
+
+def hwm():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+
+work = Path(sys.argv[1])
+total, budget = 3_000_000, 8 * 2**20
+sets = []
+start = hwm()
+for shift in (0, 30_000):
+    spool = TripleSpool(work, memory_budget=budget)
+    for offset in range(0, total, 100_000):
+        n = np.arange(offset + shift, offset + shift + 100_000, dtype=np.int64)
+        spool.add_columns(1 + n // 5, 1 + (n * 2_654_435_761) % 10_000_000_019, n % 3)
+    sets.append(spool.close())
+changes = diff(sets[1], sets[0], work)
+print(len(changes.only_a), len(changes.only_b), changes.common, hwm() - start)
+"""
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_by_partitions_not_by_the_sets(tmp_path):
+    # Two sets of 3,000,000 triples (72 MB of records each) spooled with an 8 MiB budget and diffed:
+    # whole sets in memory would add over 150 MiB; a partition at a time adds a few.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _BOUNDED, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    only_a, only_b, common, growth_mib = (int(v) for v in done.stdout.split())
+    assert (only_a, only_b, common) == (30_000, 30_000, 2_970_000)
+    assert growth_mib < 48, f"peak RSS grew by {growth_mib} MiB"

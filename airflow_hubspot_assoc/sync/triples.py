@@ -2,8 +2,8 @@
 
 A sync works on triples ``(from_id, to_id, type_code)``: HubSpot record ids after business keys are
 resolved, and a small code for one association type. What to create is ``desired - snapshot``, what
-to remove (mirror mode) ``snapshot - desired``; at 10 million pairs neither Python sets (about 200
-bytes a triple) nor a loop per triple (about 5 s per 10 million) will do. So:
+to remove (mirror mode) ``snapshot - desired``; at 10 million pairs neither Python sets (a few hundred
+bytes a triple) nor a Python loop per triple (seconds per 10 million) will do. So:
 
 - ``TripleSpool`` collects triples with bounded memory: a buffer of at most ``memory_budget`` bytes,
   grouped by partition and spilled to a run file when full. ``close()`` reads each partition from
@@ -38,8 +38,9 @@ from airflow_hubspot_assoc.sync.setfile import PARTITIONS, RECORD, Records
 
 Triple = tuple[int, int, int]  # (from_id, to_id, type_code)
 
-#: Bytes of memory one buffered triple may need while a run is spilled (the record, its copy in
-#: partition order and the sort's index), to turn ``memory_budget`` into a number of triples.
+#: Bytes of memory one buffered triple may need while a run is spilled (the record, the buffers joined,
+#: the copy in partition order, the partition byte and the sort's index), to turn ``memory_budget``
+#: into a number of triples.
 _BYTES_PER_BUFFERED = 3 * RECORD.itemsize + 8
 _ITER_CHUNK = 4096
 _MANY_CHUNK = 65_536

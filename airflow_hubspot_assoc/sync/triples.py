@@ -68,9 +68,15 @@ class TripleSet:
         return heapq.merge(*(self._rows(p) for p in range(PARTITIONS) if self._counts[p]))
 
     def from_ids(self) -> Iterator[int]:
-        """The distinct from ids, ascending (a from id lives in one partition only)."""
+        """The distinct from ids, ascending (a from id lives in one partition only).
+
+        Held as numpy (8 bytes an id) and made Python ints a chunk at a time: the ids in scope of a
+        reconcile can be millions.
+        """
         distinct = [np.unique(setfile.from_column(self.partition(p))) for p in range(PARTITIONS)]
-        return iter(np.sort(np.concatenate(distinct)).tolist())
+        ids = np.sort(np.concatenate(distinct))
+        for start in range(0, ids.size, _ITER_CHUNK):
+            yield from ids[start : start + _ITER_CHUNK].tolist()
 
     def partition(self, index: int) -> Records:
         """Partition ``index``: records, sorted and free of duplicates."""

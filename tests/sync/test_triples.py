@@ -242,3 +242,11 @@ def test_memory_stays_bounded_by_partitions_not_by_the_sets(tmp_path):
     only_a, only_b, common, growth_mib = (int(v) for v in done.stdout.split())
     assert (only_a, only_b, common) == (30_000, 30_000, 2_970_000)
     assert growth_mib < 48, f"peak RSS grew by {growth_mib} MiB"
+
+
+def test_from_ids_crosses_chunks_in_order(tmp_path):
+    rng = np.random.default_rng(11)
+    froms = rng.integers(1, 2**62, 20_000)
+    spool = TripleSpool(tmp_path)
+    spool.add_columns(np.repeat(froms, 2), np.tile([5, 6], froms.size), np.zeros(2 * froms.size, int))
+    assert list(spool.close().from_ids()) == np.unique(froms).tolist()

@@ -260,21 +260,48 @@ def _found(needles: Records, haystack: Records) -> tuple[npt.NDArray[np.bool_], 
     return found, where
 
 
+def _membership(x: Records, y: Records) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Which records of ``x`` are in ``y``, and which of ``y`` are in ``x``.
+
+    The smaller side is searched in the larger (a run's changes against a whole snapshot are the
+    usual case), and the search's positions mark the larger side: one search serves both.
+    """
+    small, large = (x, y) if x.size <= y.size else (y, x)
+    found, where = _found(small, large)
+    in_large = np.zeros(large.size, dtype=bool)
+    in_large[where[found]] = True
+    return (found, in_large) if x.size <= y.size else (in_large, found)
+
+
+def _difference(x: Records, y: Records) -> Records:
+    return x[~_membership(x, y)[0]]
+
+
+def _intersection(x: Records, y: Records) -> Records:
+    return x[_membership(x, y)[0]]
+
+
+def _union(x: Records, y: Records) -> Records:
+    # Both are sorted and unique: insert the records of the smaller that the larger lacks at their
+    # places, instead of sorting both again (a snapshot plus a day's creates).
+    small, large = (x, y) if x.size <= y.size else (y, x)
+    found, where = _found(small, large)
+    return np.insert(large, where[~found], small[~found])
+
+
 def difference(a: TripleSet, b: TripleSet, workdir: Path) -> TripleSet:
     """a - b."""
-    return TripleSet.from_partitions(workdir, _pairwise(a, b, lambda x, y: x[~_found(x, y)[0]]))
+    return TripleSet.from_partitions(workdir, _pairwise(a, b, _difference))
 
 
 def intersection(a: TripleSet, b: TripleSet, workdir: Path) -> TripleSet:
     """a & b (the triples of both)."""
-    return TripleSet.from_partitions(workdir, _pairwise(a, b, lambda x, y: x[_found(x, y)[0]]))
+    return TripleSet.from_partitions(workdir, _pairwise(a, b, _intersection))
 
 
 def union(a: TripleSet, b: TripleSet, workdir: Path) -> TripleSet:
     """a | b (every triple of either)."""
-    return TripleSet.from_partitions(
-        workdir, _pairwise(a, b, lambda x, y: setfile.sort_unique(np.concatenate((x, y))))
-    )
+    return TripleSet.from_partitions(workdir, _pairwise(a, b, _union))
 
 
 def _pairwise(a: TripleSet, b: TripleSet, operation: Any) -> Iterator[Records]:
@@ -292,15 +319,13 @@ class Diff:
 
 
 def diff(a: TripleSet, b: TripleSet, workdir: Path) -> Diff:
-    """``a - b``, ``b - a`` and ``|a ∩ b|`` in one pass (one search per partition serves both sides)."""
+    """``a - b``, ``b - a`` and ``|a & b|`` in one pass (one search per partition serves both sides)."""
     only_a, only_b = setfile.SetWriter(workdir), setfile.SetWriter(workdir)
     common = 0
     for index in range(PARTITIONS):
         x, y = a.partition(index), b.partition(index)
-        found, where = _found(x, y)
-        in_x = np.ones(y.size, dtype=bool)
-        in_x[where[found]] = False
-        only_a.add(x[~found])
-        only_b.add(y[in_x])
-        common += int(found.sum())
+        x_in_y, y_in_x = _membership(x, y)
+        only_a.add(x[~x_in_y])
+        only_b.add(y[~y_in_x])
+        common += int(np.count_nonzero(x_in_y))
     return Diff(TripleSet(only_a.close()[0]), TripleSet(only_b.close()[0]), common)

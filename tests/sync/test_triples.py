@@ -250,3 +250,18 @@ def test_from_ids_crosses_chunks_in_order(tmp_path):
     spool = TripleSpool(tmp_path)
     spool.add_columns(np.repeat(froms, 2), np.tile([5, 6], froms.size), np.zeros(2 * froms.size, int))
     assert list(spool.close().from_ids()) == np.unique(froms).tolist()
+
+
+@pytest.mark.parametrize("small_first", [True, False])
+def test_set_operations_with_one_side_much_smaller(tmp_path, small_first):
+    # Each side is searched in the other depending on which is smaller: both ways must agree.
+    big = {(f, t, f % 2) for f in range(1, 400) for t in range(1, 30)}
+    small = {(f, 7, f % 2) for f in range(1, 400, 3)} | {(5, 1000, 0), (10**15, 1, 1)}
+    a_items, b_items = (small, big) if small_first else (big, small)
+    a, b = TripleSet.from_triples(tmp_path, a_items), TripleSet.from_triples(tmp_path, b_items)
+    assert list(union(a, b, tmp_path)) == sorted(a_items | b_items)
+    assert list(intersection(a, b, tmp_path)) == sorted(a_items & b_items)
+    assert list(difference(a, b, tmp_path)) == sorted(a_items - b_items)
+    both = diff(a, b, tmp_path)
+    assert (list(both.only_a), list(both.only_b)) == (sorted(a_items - b_items), sorted(b_items - a_items))
+    assert both.common == len(a_items & b_items)

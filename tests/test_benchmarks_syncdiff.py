@@ -57,6 +57,6 @@ def test_both_sides_find_the_same_changes(tmp_path):
     duck = _step("duckdb", "--desired", desired, "--snapshot", prepared["snapshot_csv"], "--work", work)
     for side in (ours, duck):
         assert (side["creates"], side["removals"], side["unchanged"]) == (200, 200, 19_800)
-        assert side["wall_s"] > 0 and side["vm_hwm_kb"] > 0
+        assert side["wall_s"] > 0 and side["cpu_s"] > 0 and side["vm_hwm_kb"] > 0
     with (tmp_path / "work" / "duckdb-creates.csv").open() as handle:
         assert sum(1 for _ in handle) == 201

@@ -125,7 +125,13 @@ class TripleSet:
 
 class TripleSpool:
     """Collects triples (any order, duplicates allowed) into a temporary folder on local disk with
-    bounded memory."""
+    bounded memory.
+
+    ``memory_budget`` is what the buffer may take, spill included (``_BYTES_PER_BUFFERED`` a triple),
+    before it is written as a run; ``close()`` then needs one partition of the whole at a time.
+    Per triple, ``add`` is the slowest way in, ``add_many`` faster, and ``add_columns`` (numpy or
+    Arrow columns) the fastest: checked and packed in bulk.
+    """
 
     def __init__(self, workdir: Path, *, memory_budget: int = 256 * 2**20) -> None:
         workdir.mkdir(parents=True, exist_ok=True)

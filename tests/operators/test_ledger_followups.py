@@ -1,0 +1,112 @@
+"""Issue 14 follow-ups through real Airflow (``dag.test()``) against the stand-in over HTTP: a ledger of
+a load by business keys speaks of resolved record ids and reverts exactly; a dry-run revert reports
+what it would remove and restore; the sensor confirms a revert record (removed types gone, restored
+types back)."""
+
+from __future__ import annotations
+
+import json
+
+import pendulum
+import pytest
+from airflow.sdk import DAG
+
+from airflow_hubspot_assoc.association_types import AssociationType
+from airflow_hubspot_assoc.ledger import Ledger
+from airflow_hubspot_assoc.operators.associations import BatchCreateAssociationsOperator
+from airflow_hubspot_assoc.operators.revert import RevertAssociationsOperator
+from tests.helpers import dag_id, run_dag, task_results, task_states
+from tests.testing.support import call, create_inputs
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+UNLABELED = 279  # contacts -> companies
+PRIMARY = 1
+EXTERNAL_ID = {"object_type": "companies", "name": "external_id", "has_unique_value": True}
+CONTACTS = {"object_type": "contacts", "count": 20, "properties": {"email": "user{n}@example.com"}}
+COMPANIES = {
+    "object_type": "companies",
+    "count": 20,
+    "first_id": 5001,
+    "properties": {"external_id": "C-{n:04d}"},
+}
+
+
+def run(request, suffix: str, operator_class, **kwargs):
+    """Run one operator alone in a DAG; return (state, XCom record)."""
+    if operator_class is not RevertAssociationsOperator:
+        kwargs.setdefault("from_object_type", "contacts")
+        kwargs.setdefault("to_object_type", "companies")
+    with DAG(dag_id(request) + suffix, schedule=None, start_date=START, catchup=False) as dag:
+        operator_class(task_id="task", **kwargs)
+    dag_run = run_dag(dag)
+    return task_states(dag_run)["task"], task_results(dag_run).get("task")
+
+
+def seed(hs, pairs, type_id: int, category: str = "HUBSPOT_DEFINED") -> None:
+    call(hs, "v4", "batch_create", create_inputs(pairs, type_id, category))
+
+
+def stored(hs) -> set[tuple[str, str, str, int]]:
+    return set(hs.associations("contacts", "companies"))
+
+
+@pytest.mark.hubspot_standin(generated_records=[CONTACTS, COMPANIES], properties=[EXTERNAL_ID])
+def test_a_ledger_of_a_load_by_keys_records_resolved_ids_and_reverts_exactly(request, hubspot_conn, tmp_path):
+    hs = hubspot_conn
+    label = hs.add_label("contacts", "companies", "Former employer")
+    # Contact n + 1 has email user{n}; company 5001 + n has external_id C-{n:04d}.
+    seed(hs, [("1", "5001")], UNLABELED)  # had the unlabeled association: only the label may go
+    seed(hs, [("2", "5002")], PRIMARY)
+    seed(hs, [("1", "5009")], UNLABELED)  # not named by the input: never touched
+    before = stored(hs)
+    rows = [
+        {"email": "User0@Example.com", "erp": "C-0000"},
+        {"email": "user1@example.com", "erp": "C-0001"},
+        {"email": "user2@example.com", "erp": "C-0002"},
+        {"email": "nobody@example.com", "erp": "C-0003"},  # no such contact: fails, not in the ledger
+        {"email": "user4@example.com", "erp": "C-9999"},  # no such company: fails, not in the ledger
+    ]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    hs.reset_stats()
+    state, raw = run(
+        request,
+        "_create",
+        BatchCreateAssociationsOperator,
+        pairs_path=str(path),
+        from_id_field="email",
+        to_id_field="erp",
+        from_id_property="email",
+        to_id_property="external_id",
+        association_label="Former employer",
+        max_failed_ratio=0.5,
+        ledger_path=str(tmp_path / "ledger" / "{run_id}"),
+    )
+    assert state == "success"
+    assert (raw["created"], raw["failed"], raw["total"]) == (3, 2, 5)
+    assert raw["ledgerReads"] == 1
+    ledger = raw["ledgerPath"]
+    assert ledger.startswith(str(tmp_path / "ledger")) and "{" not in ledger
+    # The before read asked for the resolved record ids, after resolution and before the first write.
+    endpoints = [r.endpoint for r in hs.requests]
+    read_at = endpoints.index("batch_read")
+    assert max(i for i, e in enumerate(endpoints) if e == "objects_batch_read") < read_at
+    assert read_at < endpoints.index("batch_create")
+    assert Ledger(ledger).load_before() == {
+        ("1", "5001"): {AssociationType("HUBSPOT_DEFINED", UNLABELED)},
+        # HubSpot adds the unlabeled type with the first label.
+        ("2", "5002"): {
+            AssociationType("HUBSPOT_DEFINED", PRIMARY),
+            AssociationType("HUBSPOT_DEFINED", UNLABELED),
+        },
+    }
+    entries = {(e.from_id, e.to_id): e for e in Ledger(ledger).entries()}
+    assert set(entries) == {("1", "5001"), ("2", "5002"), ("3", "5003")}
+    assert {t.type_id for t in entries[("1", "5001")].added} == {label}
+    assert {t.type_id for t in entries[("2", "5002")].added} == {label}
+    assert {t.type_id for t in entries[("3", "5003")].added} == {label, UNLABELED}
+
+    state, raw = run(request, "_revert", RevertAssociationsOperator, ledger=ledger)
+    assert state == "success"
+    assert (raw["removed"], raw["restored"], raw["failed"]) == (3, 0, 0)
+    assert stored(hs) == before

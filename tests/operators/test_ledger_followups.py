@@ -12,9 +12,11 @@ import pytest
 from airflow.sdk import DAG
 
 from airflow_hubspot_assoc.association_types import AssociationType
-from airflow_hubspot_assoc.ledger import Ledger
+from airflow_hubspot_assoc.ledger import Ledger, LedgerEntry
 from airflow_hubspot_assoc.operators.associations import BatchCreateAssociationsOperator
 from airflow_hubspot_assoc.operators.revert import RevertAssociationsOperator
+from airflow_hubspot_assoc.record import BatchRecord
+from airflow_hubspot_assoc.sensors.associations import HubSpotBatchStatusSensor
 from tests.helpers import dag_id, run_dag, task_results, task_states
 from tests.testing.support import call, create_inputs
 
@@ -109,4 +111,112 @@ def test_a_ledger_of_a_load_by_keys_records_resolved_ids_and_reverts_exactly(req
     state, raw = run(request, "_revert", RevertAssociationsOperator, ledger=ledger)
     assert state == "success"
     assert (raw["removed"], raw["restored"], raw["failed"]) == (3, 0, 0)
+    assert stored(hs) == before
+
+
+def mixed_ledger(hs, location) -> int:
+    """A ledger with both kinds of change (written with the package's own writer): the run added a
+    label to 1 -> 101 and removed Primary from 2 -> 102; HubSpot shows that state now."""
+    label = hs.add_label("contacts", "companies", "Former employer")
+    seed(hs, [("1", "101"), ("2", "102")], UNLABELED)
+    seed(hs, [("1", "101")], label, "USER_DEFINED")
+    ledger = Ledger(str(location))
+    unlabeled = AssociationType("HUBSPOT_DEFINED", UNLABELED)
+    primary = AssociationType("HUBSPOT_DEFINED", PRIMARY)
+    labelled = AssociationType("USER_DEFINED", label)
+    meta = {"fromType": "contacts", "toType": "companies", "portalId": None, "operation": "create"}
+    ledger.save_before(
+        {**meta, "fingerprint": {}}, {("1", "101"): {unlabeled}, ("2", "102"): {unlabeled, primary}}
+    )
+    ledger.write_part(
+        0,
+        [
+            LedgerEntry("1", "101", frozenset({unlabeled}), frozenset({labelled}), frozenset()),
+            LedgerEntry("2", "102", frozenset({unlabeled, primary}), frozenset(), frozenset({primary})),
+        ],
+    )
+    return label
+
+
+def test_a_dry_run_revert_reports_what_it_would_remove_and_restore(request, hubspot_conn, tmp_path):
+    hs = hubspot_conn
+    label = mixed_ledger(hs, tmp_path / "ledger")
+    now = stored(hs)
+    hs.reset_stats()
+    state, raw = run(
+        request, "_dry", RevertAssociationsOperator, ledger=str(tmp_path / "ledger"), dry_run=True
+    )
+    assert state == "success"
+    assert raw["dryRun"] is True
+    assert (raw["total"], raw["removed"], raw["restored"], raw["failed"]) == (2, 1, 1, 0)
+    assert raw["removedSample"] == [
+        {
+            "from": "1",
+            "to": "101",
+            "types": [{"associationCategory": "USER_DEFINED", "associationTypeId": label}],
+        }
+    ]
+    assert raw["sample"] == [
+        {
+            "from": "2",
+            "to": "102",
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": PRIMARY}],
+        }
+    ]
+    assert BatchRecord.from_xcom(raw).summary().startswith("COMPLETE (dry run): 2 pairs read, 2 reverted")
+    assert not [r for r in hs.requests if r.endpoint not in ("batch_read", "association_types", "labels")]
+    assert stored(hs) == now
+
+
+def test_the_sensor_confirms_a_revert_of_both_kinds(request, hubspot_conn, tmp_path):
+    hs = hubspot_conn
+    label = mixed_ledger(hs, tmp_path / "ledger")
+    with DAG(dag_id(request), schedule=None, start_date=START, catchup=False) as dag:
+        revert = RevertAssociationsOperator(task_id="revert", ledger=str(tmp_path / "ledger"))
+        HubSpotBatchStatusSensor(task_id="wait", batch=revert.output, poke_interval=0.2, timeout=30)
+    dag_run = run_dag(dag)
+    assert task_states(dag_run) == {"revert": "success", "wait": "success"}
+    results = task_results(dag_run)
+    assert (results["revert"]["removed"], results["revert"]["restored"]) == (1, 1)
+    assert (results["wait"]["status"], results["wait"]["expected"], results["wait"]["confirmed"]) == (
+        "CONFIRMED",
+        2,
+        2,
+    )
+    assert stored(hs) == {
+        ("1", "101", "HUBSPOT_DEFINED", UNLABELED),
+        ("2", "102", "HUBSPOT_DEFINED", UNLABELED),
+        ("2", "102", "HUBSPOT_DEFINED", PRIMARY),
+    }
+    assert not any(type_id == label for *_, type_id in stored(hs))
+
+
+def test_the_sensor_confirms_the_revert_of_a_create_with_a_ledger(request, hubspot_conn, tmp_path):
+    hs = hubspot_conn
+    hs.add_label("contacts", "companies", "Former employer")
+    seed(hs, [("1", "101")], UNLABELED)  # keeps its unlabeled association: only the label goes
+    before = stored(hs)
+    with DAG(dag_id(request), schedule=None, start_date=START, catchup=False) as dag:
+        create = BatchCreateAssociationsOperator(
+            task_id="create",
+            from_object_type="contacts",
+            to_object_type="companies",
+            pairs=[["1", "101"], ["2", "102"]],
+            association_label="Former employer",
+            ledger_path=str(tmp_path / "ledgers" / "{run_id}"),
+        )
+        revert = RevertAssociationsOperator(task_id="revert", ledger=str(tmp_path / "ledgers" / "{run_id}"))
+        wait = HubSpotBatchStatusSensor(task_id="wait", batch=revert.output, poke_interval=0.2, timeout=30)
+        create >> revert >> wait
+    dag_run = run_dag(dag)
+    assert task_states(dag_run) == {"create": "success", "revert": "success", "wait": "success"}
+    results = task_results(dag_run)
+    revert_record = BatchRecord.from_xcom(results["revert"])
+    # 2 -> 102 had nothing: its removal takes the whole pair (no types: no association left).
+    assert {(p.key, len(p.types)) for p in revert_record.removed_sample} == {
+        (("1", "101"), 1),
+        (("2", "102"), 0),
+    }
+    assert revert_record.sample == ()
+    assert (results["wait"]["status"], results["wait"]["confirmed"]) == ("CONFIRMED", 2)
     assert stored(hs) == before

@@ -4,7 +4,8 @@ HubSpot's CRM is eventually consistent: an association that batch create accepte
 show up in reads. The sensor reads the pairs back with batch read and succeeds only when each one is
 visible with the type it was created with. For an archive record (``operation: "archive"``) it waits
 for the opposite: each pair no longer shows the types removed (no association at all when every type
-was removed); ``readback`` decides, the sensor only drives it.
+was removed); for a revert record, both: restored types visible, removed ones gone. ``readback``
+decides, the sensor only drives it.
 
 How much memory and how many requests it needs:
 

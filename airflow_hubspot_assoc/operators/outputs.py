@@ -18,7 +18,7 @@ from airflow_hubspot_assoc.keys.cache import KeyCache
 from airflow_hubspot_assoc.keys.normalise import key_property
 from airflow_hubspot_assoc.keys.resolver import KeyResolver
 from airflow_hubspot_assoc.ledger import LedgerWriter
-from airflow_hubspot_assoc.ledger_reads import NamedPairs, open_ledger, unlabeled_type
+from airflow_hubspot_assoc.ledger_reads import LateReads, NamedPairs, open_ledger, unlabeled_type
 from airflow_hubspot_assoc.load import AssociationLoad
 from airflow_hubspot_assoc.pairs import Pair
 
@@ -154,7 +154,10 @@ def ledger_writer(
         "fingerprint": fingerprint,
     }
     unlabeled = unlabeled_type(sender.association_types())
-    return open_ledger(location, meta, named, sender.read_associations, unlabeled, log=log)
+    writer = open_ledger(location, meta, named, sender.read_associations, unlabeled, log=log)
+    if load.keys is not None:  # pairs sent again with fresh ids: their state is read before they are
+        load.keys.on_resend = LateReads(writer, named, sender.read_associations)
+    return writer
 
 
 def task_instance_key(ti: Any) -> str | None:

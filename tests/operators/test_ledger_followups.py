@@ -220,3 +220,62 @@ def test_the_sensor_confirms_the_revert_of_a_create_with_a_ledger(request, hubsp
     assert revert_record.sample == ()
     assert (results["wait"]["status"], results["wait"]["confirmed"]) == ("CONFIRMED", 2)
     assert stored(hs) == before
+
+
+CACHED = {
+    "contacts": [
+        {"id": "11", "properties": {"email": "ann@acme.com"}},
+        {"id": "12", "properties": {"email": "bob@x.com"}},
+    ],
+    "companies": [
+        {"id": "701", "properties": {"external_id": "C-1"}},
+        {"id": "702", "properties": {"external_id": "C-2"}},
+    ],
+}
+
+
+@pytest.mark.hubspot_standin(records=CACHED, properties=[EXTERNAL_ID])
+def test_a_pair_sent_again_after_a_stale_cached_key_is_read_before_it_is_sent(
+    request, hubspot_conn, tmp_path
+):
+    hs = hubspot_conn
+    options = {
+        "from_id_property": "email",
+        "to_id_property": "external_id",
+        "key_cache_path": str(tmp_path / "keys"),
+        "association_type_id": UNLABELED,
+    }
+    state, first = run(
+        request, "_warm", BatchCreateAssociationsOperator, pairs=[["ann@acme.com", "C-1"]], **options
+    )
+    assert state == "success" and first["created"] == 1  # the cache now says ann -> 11
+    # Ann's contact is merged into 13, which already has Primary (and so the unlabeled type) with C-2.
+    hs.remove_records("contacts", [11])
+    hs.add_records("contacts", [{"id": "13", "properties": {"email": "ann@acme.com"}}])
+    seed(hs, [("13", "702")], PRIMARY)
+    before = stored(hs)
+    hs.reset_stats()
+    state, raw = run(
+        request,
+        "_load",
+        BatchCreateAssociationsOperator,
+        pairs=[["ann@acme.com", "C-2"], ["bob@x.com", "C-2"]],
+        ledger_path=str(tmp_path / "ledger"),
+        **options,
+    )
+    assert state == "success" and (raw["created"], raw["failed"]) == (2, 0)
+    assert raw["resolution"]["from"]["refreshed"] == 1
+    # The before read (11 and 12), then the late read of 13 before 13 -> 702 was sent again.
+    assert raw["ledgerReads"] == 2
+    endpoints = [r.endpoint for r in hs.requests]
+    writes = [i for i, e in enumerate(endpoints) if e == "batch_create"]
+    reads = [i for i, e in enumerate(endpoints) if e == "batch_read"]
+    assert len(writes) == 2 and len(reads) == 2 and reads[1] < writes[1]
+    # 13 -> 702 had the unlabeled type before the run: nothing changed, nothing to revert there.
+    entries = {(e.from_id, e.to_id): e for e in Ledger(str(tmp_path / "ledger")).entries()}
+    assert set(entries) == {("12", "702")}
+
+    state, raw = run(request, "_revert", RevertAssociationsOperator, ledger=str(tmp_path / "ledger"))
+    assert state == "success" and raw["removed"] == 1
+    assert stored(hs) == before
+    assert ("13", "702", "HUBSPOT_DEFINED", PRIMARY) in stored(hs)

@@ -113,12 +113,14 @@ def resolved_pairs(named: NamedPairs, keys: KeyResolver | None) -> NamedPairs:
 
     Why: with business keys the validate pass collects keys, but the ledger's before read and its
     lines speak of HubSpot record ids, the ids the load sends. A pair whose key does not resolve is
-    left out: it fails without a write, so it changes nothing a revert would undo.
+    left out: it fails without a write, so it changes nothing a revert would undo. The pairs by key
+    are emptied as they are mapped (a million emails cost some 100 MiB, needed no more).
     """
     if keys is None:
         return named
     resolved = NamedPairs()
-    for from_key, targets in named.by_from.items():
+    while named.by_from:
+        from_key, targets = named.by_from.popitem()
         for to_key in targets:
             pair = keys.apply(Pair(from_key, to_key, 0, "ledger"))
             if isinstance(pair, Pair):

@@ -12,6 +12,7 @@ import requests
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, TaskDeferred
 
 from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType
+from airflow_hubspot_assoc.exceptions import HubSpotConfigError
 from airflow_hubspot_assoc.readback.matching import check_pairs
 from airflow_hubspot_assoc.record import BatchRecord
 from airflow_hubspot_assoc.sensors.associations import HubSpotBatchStatusSensor
@@ -104,6 +105,11 @@ def test_the_sensor_confirms_a_revert_record_in_the_worker(hubspot_conn):
     remove_primary(hubspot_conn, REMOVED.key)
     result = sensor(batch=revert_record()).execute({})
     assert (result["status"], result["expected"], result["confirmed"]) == ("CONFIRMED", 3, 3)
+    # The samples hold every pair the revert wrote (3 of 3): verify="all" reads them back too.
+    result = sensor(batch=revert_record(), verify="all").execute({})
+    assert (result["status"], result["expected"], result["confirmed"]) == ("CONFIRMED", 3, 3)
+    with pytest.raises(HubSpotConfigError, match="cannot read the batch record's source"):
+        sensor(batch=revert_record(removed=500), verify="all").execute({})
 
 
 def test_a_deferred_revert_check_hands_the_pairs_to_be_gone_to_the_trigger(hubspot_conn):

@@ -195,11 +195,18 @@ class LedgerWriter:
         self._next_part = 0
 
     def resume(self) -> None:
-        """Continue a ledger an earlier try started: its changes so far, numbering after its parts."""
+        """Continue a ledger an earlier try started: its changes so far, numbering after its parts.
+
+        A pair read after the before state was saved (``ledger_reads.LateReads``) has its before state
+        only in its change lines: taken from there, so that the resumed try records it alike.
+        """
         names = self.ledger.part_names()
         self._next_part = len(names)
         for entry in self.ledger.entries():
-            self._after[(entry.from_id, entry.to_id)] = entry.after
+            key = (entry.from_id, entry.to_id)
+            self._after[key] = entry.after
+            if entry.before:
+                self.before.setdefault(key, entry.before)
 
     def record(self, from_id: str, to_id: str, types: Iterable[AssociationType], operation: str) -> None:
         """Account for one pair HubSpot accepted in a batch of ``operation`` with ``types``."""

@@ -10,7 +10,8 @@ are kept, so a ledger never speaks of (and a revert never touches) pairs the use
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow_hubspot_assoc.association_types import AssociationType
@@ -54,6 +55,40 @@ def read_before(read: Read, named: NamedPairs) -> tuple[dict[PairKey, TypeSet], 
             if types:
                 before[(from_id, to_id)] = before.get((from_id, to_id), EMPTY) | types
     return before, requests
+
+
+class LateReads:
+    """Read the state of pairs the load is about to send that the before read did not name.
+
+    Why: a business key taken from the key cache may name a record that was merged or deleted since;
+    HubSpot refuses the pair, the key is resolved again and the pair sent once more with the fresh id
+    (``KeyResolver.retry_stale``, its ``on_resend``). The before read never named that pair, and
+    taking it as empty would make a revert remove associations it had before the run. So it is read
+    here, on the worker thread, before it is sent; its before state goes into the writer, and from
+    there into the change line that records it (``before.csv.gz`` is written once and stays as is).
+    """
+
+    def __init__(self, writer: LedgerWriter, named: NamedPairs, read: Read) -> None:
+        self.writer = writer
+        self.named = named
+        self.read = read
+        self._lock = threading.Lock()
+
+    def __call__(self, pairs: Sequence[Pair]) -> None:
+        late = NamedPairs()
+        for pair in pairs:
+            if pair.to_id not in self.named.by_from.get(pair.from_id, ()):
+                late.add(pair.from_id, pair.to_id)
+        if not late.by_from:
+            return
+        before, requests = read_before(self.read, late)
+        with self._lock:
+            for from_id, targets in late.by_from.items():
+                for to_id in targets:
+                    self.named.add(from_id, to_id)
+                    if (from_id, to_id) in before:
+                        self.writer.before[(from_id, to_id)] = before[(from_id, to_id)]
+            self.writer.reads += requests
 
 
 def unlabeled_type(known: Iterable[Mapping[str, Any]]) -> AssociationType:

@@ -43,8 +43,9 @@ MAX_ERRORS = 50
 MAX_SAMPLE = 100
 #: Distinct type combinations a record lists in ``typesUsed``.
 MAX_TYPES = 20
-#: The operators that write records; later ones (sync, revert) add theirs here.
-OPERATIONS = ("create", "archive", "revert")
+#: The operators that write records (later ones add theirs here) and what each did, for messages.
+PAST_TENSE = {"create": "created", "archive": "archived", "revert": "reverted"}
+OPERATIONS = tuple(PAST_TENSE)
 #: The category of a row's bare ``association_type_id`` when the record does not say.
 DEFAULT_CATEGORY = "HUBSPOT_DEFINED"
 #: Statuses whose record has a ``completedAt``.
@@ -107,6 +108,8 @@ class BatchRecord:
     ledger_reads: int | None = None
     ledger_path: str | None = None
     resolution: Mapping[str, Any] | None = None
+    #: A revert's pairs whose added types it removed, with those types (read back for absence).
+    removed_sample: tuple[AssociationPair, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -117,7 +120,7 @@ class BatchRecord:
             )
         for name, items, bound in (
             ("errors", self.errors, MAX_ERRORS),
-            ("sample", self.sample, MAX_SAMPLE),
+            ("sample", self.sample + self.removed_sample, MAX_SAMPLE),
             ("typesUsed", self.types_used, MAX_TYPES),
         ):
             if len(items) > bound:
@@ -182,6 +185,8 @@ class BatchRecord:
                 value[key] = extra
         if self.resolution is not None:
             value["resolution"] = dict(self.resolution)
+        if self.removed_sample:
+            value["removedSample"] = [pair.as_dict() for pair in self.removed_sample]
         return value
 
     @classmethod
@@ -228,6 +233,9 @@ class BatchRecord:
         resolution = raw.get("resolution")
         if resolution is not None and not isinstance(resolution, Mapping):
             raise ValueError(f"Batch record resolution must be an object, got {resolution!r}")
+        removed_sample = tuple(_sample_pair(item, None) for item in _list(raw, "removedSample"))
+        if removed_sample and raw.get("operation") != "revert":
+            raise ValueError("Batch record removedSample belongs to a revert record (operation 'revert')")
         return cls(
             status=raw.get("status"),  # type: ignore[arg-type]  # checked in __post_init__
             from_type=from_type,
@@ -265,6 +273,7 @@ class BatchRecord:
             ledger_reads=None if raw.get("ledgerReads") is None else _count(raw, "ledgerReads"),
             ledger_path=ledger_path,
             resolution=None if resolution is None else dict(resolution),
+            removed_sample=removed_sample,
         )
 
     # -- questions the readers ask ------------------------------------------------------------------
@@ -300,7 +309,7 @@ class BatchRecord:
         """One line that accounts for every pair of the record."""
         return (
             f"{self.status}{' (dry run)' if self.dry_run else ''}: {self.total:,} pairs read, "
-            f"{self.written:,} {self.operation.removesuffix('e')}ed, {self.failed:,} failed, "
+            f"{self.written:,} {PAST_TENSE[self.operation]}, {self.failed:,} failed, "
             f"{self.invalid:,} invalid, "
             f"{self.duplicates:,} duplicates; {self.requests:,} requests, {self.retries:,} retries, "
             f"{self.throttled:,} throttled (429)"
@@ -358,10 +367,12 @@ def _list(raw: Mapping[str, Any], key: str) -> list[Any]:
     return list(value)
 
 
-def _sample_pair(item: Any, default_types: frozenset[AssociationType]) -> AssociationPair:
+def _sample_pair(item: Any, default_types: frozenset[AssociationType] | None) -> AssociationPair:
     if not isinstance(item, Mapping) or not item.get("from") or not item.get("to"):
         raise ValueError(f"Batch record sample items need 'from' and 'to', got {item!r}")
-    types = type_set(item["types"]) if "types" in item else default_types
+    if default_types is None and "types" not in item:
+        raise ValueError(f"Batch record removedSample items need 'types', got {item!r}")
+    types = type_set(item["types"]) if "types" in item else (default_types or frozenset())
     return AssociationPair(str(item["from"]), str(item["to"]), types)
 
 

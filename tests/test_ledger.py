@@ -77,6 +77,24 @@ def test_writer_records_what_changed_and_a_resumed_writer_continues(tmp_path):
     assert restores == []
 
 
+def test_a_resumed_writer_takes_a_late_read_pairs_before_state_from_its_change_line(tmp_path):
+    # A pair read after before.csv.gz was saved (a stale cached key, resolved again) has its before
+    # state only in its change line; a resumed try must record it alike, not as having had nothing.
+    ledger = Ledger(str(tmp_path / "ledger"))
+    ledger.save_before({"fingerprint": {}}, {})
+    first = LedgerWriter(ledger, {("13", "702"): frozenset({PRIMARY, UNLABELED})}, UNLABELED, 2)
+    first.record("13", "702", [LABEL], "create")
+    first.flush()
+    resumed = LedgerWriter(ledger, ledger.load_before(), UNLABELED, 2)
+    resumed.resume()
+    other = AssociationType("USER_DEFINED", 13)
+    resumed.record("13", "702", [other], "create")  # a later row of the input, after the crash
+    resumed.flush()
+    (entry,) = ledger.entries()
+    assert entry.before == {PRIMARY, UNLABELED}
+    assert (entry.added, entry.removed) == ({LABEL, other}, EMPTY)
+
+
 def test_inverse_restores_only_what_is_missing():
     from airflow_hubspot_assoc.ledger import LedgerEntry
 

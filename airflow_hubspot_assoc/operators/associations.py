@@ -57,7 +57,8 @@ class BatchCreateAssociationsOperator(BatchAssociationsOperatorBase):
     :param ledger_path: a folder (local or object storage, templated; ``{run_id}``, ``{map_index}``,
         ``{dag_id}``, ``{task_id}`` filled in) where the load records exactly what it changed, per pair,
         so that ``RevertAssociationsOperator`` can undo it; it costs one batch read per 1,000 distinct
-        from ids before the first write (``ledgerReads`` in the record). Not with business keys.
+        from ids before the first write (``ledgerReads`` in the record); with business keys, of the
+        resolved record ids.
     :param create_missing_labels: create a label name (the operator's or a row's) that the object
         pair lacks, through the labels API, once and before any write (``USER_DEFINED``, with an
         internal ``name`` derived from the label); without it an unknown label fails before any write,

@@ -36,6 +36,7 @@ from airflow_hubspot_assoc.operators.outputs import (
     key_resolver,
     ledger_input,
     ledger_writer,
+    resolved_pairs,
 )
 from airflow_hubspot_assoc.operators.upstream import dag_of, upstream_xcoms
 from airflow_hubspot_assoc.pairs import PairReader
@@ -204,7 +205,7 @@ class BatchAssociationsOperatorBase(BaseOperator):
         checkpoint = (
             None if self.is_dry_run else checkpoint_store(self.checkpoint_path, failed_path, ti, log=self.log)  # type: ignore[arg-type]
         )
-        ledger_at, named = ledger_input(self.ledger_path, self.is_dry_run, keys is not None, ti)
+        ledger_at, named = ledger_input(self.ledger_path, self.is_dry_run, ti)
         for path in (self.pairs_path, failed_path, checkpoint and checkpoint.location, ledger_at):
             if path and (warning := describe_connection(str(path))):
                 self.log.warning("%s", warning)
@@ -262,7 +263,8 @@ class BatchAssociationsOperatorBase(BaseOperator):
             # An archive's checkpoint must never resume a create of the same input, nor the reverse.
             **({"operation": self.operation} if self.operation != "create" else {}),
         }
-        if ledger_at and named is not None:  # read (or reuse) the before state, then write
+        if ledger_at and named is not None:  # keys resolved: read (or reuse) the before state, then write
+            named = resolved_pairs(named, keys)
             load.ledger = ledger_writer(ledger_at, hook, load, self.operation, named, ti=ti, log=self.log)
         skipped = load.resume()
         load.send()

@@ -13,14 +13,14 @@ from typing import Any
 
 from airflow_hubspot_assoc.checkpoint import CheckpointStore, checkpoint_key
 from airflow_hubspot_assoc.client.lookup import KeyLookup
-from airflow_hubspot_assoc.exceptions import HubSpotConfigError
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 from airflow_hubspot_assoc.keys.cache import KeyCache
 from airflow_hubspot_assoc.keys.normalise import key_property
 from airflow_hubspot_assoc.keys.resolver import KeyResolver
 from airflow_hubspot_assoc.ledger import LedgerWriter
-from airflow_hubspot_assoc.ledger_reads import NamedPairs, open_ledger, unlabeled_type
+from airflow_hubspot_assoc.ledger_reads import LateReads, NamedPairs, open_ledger, unlabeled_type
 from airflow_hubspot_assoc.load import AssociationLoad
+from airflow_hubspot_assoc.pairs import Pair
 
 #: Suffixes dropped from an input's name for ``{input_name}``.
 _DATA_SUFFIXES = (".gz", ".csv", ".jsonl", ".ndjson", ".json", ".parquet")
@@ -99,17 +99,33 @@ def ledger_location(template: str | None, ti: Any) -> str | None:
     )
 
 
-def ledger_input(
-    template: str | None, dry_run: bool, business_keys: bool, ti: Any
-) -> tuple[str | None, NamedPairs | None]:
+def ledger_input(template: str | None, dry_run: bool, ti: Any) -> tuple[str | None, NamedPairs | None]:
     """Where the load's ledger goes and the collector of its pairs; ``(None, None)`` without one (and
     in a dry run, which changes nothing)."""
     location = None if dry_run else ledger_location(template, ti)
     if not location:
         return None, None
-    if business_keys:
-        raise HubSpotConfigError("ledger_path does not work with business keys (id properties) yet")
     return location, NamedPairs()
+
+
+def resolved_pairs(named: NamedPairs, keys: KeyResolver | None) -> NamedPairs:
+    """The named pairs with record ids, once ``keys`` are resolved (the input itself when it names ids).
+
+    Why: with business keys the validate pass collects keys, but the ledger's before read and its
+    lines speak of HubSpot record ids, the ids the load sends. A pair whose key does not resolve is
+    left out: it fails without a write, so it changes nothing a revert would undo. The pairs by key
+    are emptied as they are mapped (a million emails cost some 100 MiB, needed no more).
+    """
+    if keys is None:
+        return named
+    resolved = NamedPairs()
+    while named.by_from:
+        from_key, targets = named.by_from.popitem()
+        for to_key in targets:
+            pair = keys.apply(Pair(from_key, to_key, 0, "ledger"))
+            if isinstance(pair, Pair):
+                resolved.add(pair.from_id, pair.to_id)
+    return resolved
 
 
 def ledger_writer(
@@ -140,7 +156,10 @@ def ledger_writer(
         "fingerprint": fingerprint,
     }
     unlabeled = unlabeled_type(sender.association_types())
-    return open_ledger(location, meta, named, sender.read_associations, unlabeled, log=log)
+    writer = open_ledger(location, meta, named, sender.read_associations, unlabeled, log=log)
+    if load.keys is not None:  # pairs sent again with fresh ids: their state is read before they are
+        load.keys.on_resend = LateReads(writer, named, sender.read_associations)
+    return writer
 
 
 def task_instance_key(ti: Any) -> str | None:

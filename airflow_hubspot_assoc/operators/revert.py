@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_hubspot_assoc.association_types import AssociationType, TypeResolver
+from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType, TypeResolver
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotError
 from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
@@ -33,7 +33,7 @@ from airflow_hubspot_assoc.ledger_reads import NamedPairs, open_ledger, read_bef
 from airflow_hubspot_assoc.load import AssociationLoad, LoadSettings
 from airflow_hubspot_assoc.operators.outputs import checkpoint_store, ledger_location, task_instance_key
 from airflow_hubspot_assoc.pairs import Pair
-from airflow_hubspot_assoc.record import BatchRecord
+from airflow_hubspot_assoc.record import MAX_SAMPLE, BatchRecord
 from airflow_hubspot_assoc.report import LoadReport
 from airflow_hubspot_assoc.ui import HUBSPOT_UI_COLOR
 
@@ -55,8 +55,10 @@ class RevertAssociationsOperator(BaseOperator):
     :param from_object_type: / to_object_type: optional; when given they must match the ledger's
     :param failed_pairs_path: failed pairs of each phase; ``{phase}`` becomes ``remove`` / ``restore``
         (without it, ``.remove`` / ``.restore`` is added to the name)
-    :return: the batch record with ``operation: "revert"``, ``removed`` and ``restored`` pair counts,
-        ``failed`` and ``ledgerReads``.
+    :return: the batch record with ``operation: "revert"``, ``removed`` and ``restored`` pair counts
+        (in a dry run, the pairs it would remove from and restore), ``failed`` and ``ledgerReads``;
+        ``sample`` holds restored pairs with the types restored and ``removedSample`` pairs with the
+        types removed (none: no association left), at most 100 together, for the sensor.
     """
 
     template_fields: Sequence[str] = ("ledger", "ledger_path", "failed_pairs_path", "checkpoint_path")
@@ -180,17 +182,24 @@ class RevertAssociationsOperator(BaseOperator):
         restored = self._phase(
             "restore", "create", restores, hook, from_type, to_type, fingerprint, writer, ti
         )
+        if self.is_dry_run:  # nothing was sent: the record says what would be removed and restored
+            removed_sample, sample = _samples(_planned(removals), _planned(restores))
+            removed_count, restored_count = len(removals), len(restores)
+        else:
+            removed_sample, sample = _samples(removed.sample, restored.sample)
+            removed_count, restored_count = removed.written, restored.created
         record = dataclasses.replace(
             restored,
             operation="revert",
             total=removed.total + restored.total,
             created=0,
             archived=None,
-            removed=removed.written,
-            restored=restored.created,
+            removed=removed_count,
+            restored=restored_count,
             failed=removed.failed + restored.failed,
             errors=(removed.errors + restored.errors)[:50],
-            sample=(),
+            sample=sample,
+            removed_sample=removed_sample,
             types_used=(),
             association_types=(),
             source={"kind": "ledger", "path": source},
@@ -273,6 +282,20 @@ class RevertAssociationsOperator(BaseOperator):
         if checkpoint is not None:
             checkpoint.clear()
         return report.to_record(resumed_skipped=skipped)
+
+
+def _planned(rows: list[Row]) -> tuple[AssociationPair, ...]:
+    """The first ``MAX_SAMPLE`` rows of a phase as sample pairs (a dry run's sample)."""
+    return tuple(AssociationPair(f, t, frozenset(types)) for f, t, types in rows[:MAX_SAMPLE])
+
+
+def _samples(
+    removals: Sequence[AssociationPair], restores: Sequence[AssociationPair]
+) -> tuple[tuple[AssociationPair, ...], tuple[AssociationPair, ...]]:
+    """``(removedSample, sample)``: at most ``MAX_SAMPLE`` pairs together, half each when both phases
+    have more (so that the sensor confirms both kinds), the room one leaves going to the other."""
+    removed = min(len(removals), max(MAX_SAMPLE // 2, MAX_SAMPLE - len(restores)))
+    return tuple(removals[:removed]), tuple(restores[: MAX_SAMPLE - removed])
 
 
 def _phase_path(template: str | None, phase: str) -> str | None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType, type_set
 from airflow_hubspot_assoc.constants import BATCH_STATUSES as STATUSES
+from airflow_hubspot_assoc.record_sync import SyncCounts
 
 __all__ = [
     "DEFAULT_CATEGORY",
@@ -44,7 +45,7 @@ MAX_SAMPLE = 100
 #: Distinct type combinations a record lists in ``typesUsed``.
 MAX_TYPES = 20
 #: The operators that write records; later ones (sync, revert) add theirs here.
-OPERATIONS = ("create", "archive")
+OPERATIONS = ("create", "archive", "sync")
 #: The category of a row's bare ``association_type_id`` when the record does not say.
 DEFAULT_CATEGORY = "HUBSPOT_DEFINED"
 #: Statuses whose record has a ``completedAt``.
@@ -102,6 +103,8 @@ class BatchRecord:
     archived: int | None = None
     removed: int | None = None
     resolution: Mapping[str, Any] | None = None
+    #: A sync's own counts (``operation: "sync"``); ``None`` (and absent from the JSON) otherwise.
+    sync: SyncCounts | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -110,6 +113,8 @@ class BatchRecord:
             raise ValueError(
                 f"Batch record operation must be one of {', '.join(OPERATIONS)}, got {self.operation!r}"
             )
+        if (self.operation == "sync") != (self.sync is not None):
+            raise ValueError("Batch record needs sync counts exactly when its operation is sync")
         for name, items, bound in (
             ("errors", self.errors, MAX_ERRORS),
             ("sample", self.sample, MAX_SAMPLE),
@@ -168,6 +173,8 @@ class BatchRecord:
                 value[key] = extra
         if self.resolution is not None:
             value["resolution"] = dict(self.resolution)
+        if self.sync is not None:
+            value.update(self.sync.to_xcom())
         return value
 
     @classmethod
@@ -245,6 +252,7 @@ class BatchRecord:
             archived=None if raw.get("archived") is None else _count(raw, "archived"),
             removed=None if raw.get("removed") is None else _count(raw, "removed"),
             resolution=None if resolution is None else dict(resolution),
+            sync=SyncCounts.from_xcom(raw) if raw.get("operation") == "sync" else None,
         )
 
     # -- questions the readers ask ------------------------------------------------------------------
@@ -278,6 +286,10 @@ class BatchRecord:
 
     def summary(self) -> str:
         """One line that accounts for every pair of the record."""
+        if self.sync is not None:
+            counts = (self.total, self.created, self.removed or 0, self.failed, self.invalid, self.duplicates)
+            calls = (self.requests, self.retries, self.throttled)
+            return f"{self.status}{' (dry run)' if self.dry_run else ''}: {self.sync.summary(counts, calls)}"
         return (
             f"{self.status}{' (dry run)' if self.dry_run else ''}: {self.total:,} pairs read, "
             f"{self.written:,} {self.operation}d, {self.failed:,} failed, {self.invalid:,} invalid, "

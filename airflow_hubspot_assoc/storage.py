@@ -1,4 +1,4 @@
-"""Files the load writes (failed pairs, checkpoints): on local disk or on object storage, alike.
+"""Files the load and the sync write (failed pairs, checkpoints, snapshots): on disk or object storage.
 
 An object store has objects, not folders. A "folder" there exists only while objects live under its
 prefix: ``rmdir`` of a prefix that was just emptied raises (it is already gone), and ``mkdir`` of a
@@ -14,8 +14,10 @@ and the store's own default credentials are tried instead (:func:`describe_conne
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +107,41 @@ def read_text(path: str) -> str | None:
     except FileNotFoundError:
         return None
     return text
+
+
+@contextlib.contextmanager
+def replace_binary(path: str) -> Iterator[IO[bytes]]:
+    """Write a binary file whole: readers see the old content or the new, never a part, and a failure
+    inside the ``with`` block leaves the old content in place.
+
+    The bytes go to a local temporary file first. Local disk: it is renamed over the target. Object
+    storage: it is uploaded in one ``put_file`` only once complete, because a streamed upload that
+    fails half-way would still be committed when its handle is closed (fsspec closes on exit).
+    """
+    target = location(path)
+    local = _local_path(target) if has_folders(target) else None
+    if local is not None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+    folder = local.parent if local is not None else None
+    with tempfile.NamedTemporaryFile(prefix=".upload-", suffix=".tmp", dir=folder, delete=False) as handle:
+        temporary = Path(handle.name)
+    try:
+        with temporary.open("wb") as sink:
+            yield sink
+        if local is not None:
+            os.replace(temporary, local)
+        else:
+            target.fs.put_file(str(temporary), target.path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def open_binary(path: str) -> Iterator[IO[bytes]]:
+    """Open a file for reading bytes; ``FileNotFoundError`` when there is no such file."""
+    target = location(path)
+    with target.open("rb") as handle:
+        yield handle
 
 
 def files_under(folder: Path | ObjectStoragePath) -> Iterator[Path | ObjectStoragePath]:

@@ -53,7 +53,7 @@ def test_a_plan_reads_back_as_written(tmp_path):
 def test_a_stale_plan_or_one_for_another_object_pair_is_refused(tmp_path):
     p = plan(tmp_path)
     check_current(p, 4, "contacts", "companies")
-    with pytest.raises(SyncConflictError, match="computed against generation 4 .* now at generation 5"):
+    with pytest.raises(SyncConflictError, match=r"computed against generation 4 .* now at generation 5"):
         check_current(p, 5, "contacts", "companies")
     with pytest.raises(Exception, match="is for contacts -> companies, not contacts -> deals"):
         check_current(p, 4, "contacts", "deals")
@@ -79,9 +79,9 @@ def test_a_sync_record_round_trips_and_parses_strictly():
     assert (raw["unchanged"], raw["snapshotPairs"], raw["reconciled"], raw["planPath"]) == (5, 6, 0, "/p")
     assert BatchRecord.from_xcom(raw) == record
     assert "3 created, 2 removed, 5 unchanged" in record.summary()
-    with pytest.raises(ValueError, match="planned must be an object"):
+    with pytest.raises(ValueError, match=r"planned must be an object"):
         BatchRecord.from_xcom({**raw, "planned": 3})
-    with pytest.raises(ValueError, match="'planned.removals' must be a non-negative integer"):
+    with pytest.raises(ValueError, match=r"'planned\.removals' must be a non-negative integer"):
         BatchRecord.from_xcom({**raw, "planned": {"creates": 1, "removals": -1}})
     with pytest.raises(ValueError, match="sync counts exactly when its operation is sync"):
         BatchRecord(status="COMPLETE", from_type="contacts", to_type="companies", operation="sync")

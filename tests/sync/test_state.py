@@ -56,7 +56,9 @@ def test_another_live_lease_refuses_and_an_expired_one_is_taken_over(tmp_path):
     clock = Clock()
     a, b = state(tmp_path, "a", clock, lease_seconds=60), state(tmp_path, "b", clock)
     a.acquire()
-    with pytest.raises(SyncConflictError, match=r"Another sync run \(a\) holds the lease .* \(for 60 s more\)"):
+    with pytest.raises(
+        SyncConflictError, match=r"Another sync run \(a\) holds the lease .* \(for 60 s more\)"
+    ):
         b.acquire()
     clock.now += 61
     b.acquire()

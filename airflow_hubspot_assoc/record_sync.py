@@ -10,6 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_hubspot_assoc.association_types import AssociationPair, type_set
+
+#: Removed pairs a sync record samples for the sensor (as ``sample`` does for created ones).
+MAX_REMOVED_SAMPLE = 100
+
 
 @dataclass(frozen=True)
 class SyncCounts:
@@ -24,6 +29,15 @@ class SyncCounts:
     reconciled: int = 0
     plan_path: str | None = None
     generation: int = 0
+    #: Up to ``MAX_REMOVED_SAMPLE`` removed pairs with the types removed, which the sensor checks are gone.
+    removed_sample: tuple[AssociationPair, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.removed_sample) > MAX_REMOVED_SAMPLE:
+            raise ValueError(
+                f"Batch record removedSample holds at most {MAX_REMOVED_SAMPLE} entries, "
+                f"got {len(self.removed_sample)}"
+            )
 
     def to_xcom(self) -> dict[str, Any]:
         """The sync's keys of the record's JSON."""
@@ -34,6 +48,7 @@ class SyncCounts:
             "reconciled": self.reconciled,
             "planPath": self.plan_path,
             "generation": self.generation,
+            "removedSample": [pair.as_dict() for pair in self.removed_sample],
         }
 
     @classmethod
@@ -53,6 +68,7 @@ class SyncCounts:
             reconciled=_count(raw, "reconciled"),
             plan_path=plan_path,
             generation=_count(raw, "generation"),
+            removed_sample=tuple(_removed_pair(item) for item in _list(raw, "removedSample")),
         )
 
     def summary(self, counts: tuple[int, ...], calls: tuple[int, int, int]) -> str:
@@ -74,3 +90,18 @@ def _count(raw: Mapping[str, Any], key: str, name: str | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"Batch record field {name or key!r} must be a non-negative integer, got {value!r}")
     return value
+
+
+def _list(raw: Mapping[str, Any], key: str) -> list[Any]:
+    value = raw.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"Batch record {key} must be a list, got {value!r}")
+    return list(value)
+
+
+def _removed_pair(item: Any) -> AssociationPair:
+    if not isinstance(item, Mapping) or not item.get("from") or not item.get("to") or not item.get("types"):
+        raise ValueError(f"Batch record removedSample items need 'from', 'to' and 'types', got {item!r}")
+    return AssociationPair(str(item["from"]), str(item["to"]), type_set(item["types"]))

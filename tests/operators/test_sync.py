@@ -388,3 +388,39 @@ def test_two_runs_started_together_one_writes_and_the_other_fails_before_writing
     assert "holds the lease" in str(lost[0])
     assert won[0]["created"] == 200
     assert sum(r.n_inputs for r in hubspot_conn.requests if r.endpoint == "batch_create") == 200
+
+
+def test_the_sensor_confirms_created_pairs_present_and_removed_pairs_gone(request, hubspot_conn, tmp_path):
+    from airflow_hubspot_assoc.sensors.associations import HubSpotBatchStatusSensor
+
+    path = write_csv(tmp_path / "day0.csv", pairs_of(1, 41))
+    assert sync(request, hubspot_conn, 0, path, tmp_path / "state", mode="mirror")[0] == "success"
+    path = write_csv(tmp_path / "day1.csv", pairs_of(3, 43))
+    with DAG(dag_id(request), schedule=None, start_date=START, catchup=False) as dag:
+        op = SyncAssociationsOperator(
+            task_id="sync",
+            from_object_type="contacts",
+            to_object_type="companies",
+            pairs_path=str(path),
+            state_path=str(tmp_path / "state"),
+            association_type_id=PRIMARY,
+            mode="mirror",
+            lease_settle_seconds=0.0,
+        )
+        HubSpotBatchStatusSensor(task_id="confirm", batch=op.output, poke_interval=0.2, timeout=30)
+    dag_run = run_dag(dag, logical_date=START.add(days=1))
+    assert set(task_states(dag_run).values()) == {"success"}
+    raw = task_results(dag_run)["sync"]
+    assert {(p["from"], p["to"]) for p in raw["removedSample"]} == {("1", "100001"), ("2", "100002")}
+    assert {(p["from"], p["to"]) for p in raw["sample"]} == {("41", "100041"), ("42", "100042")}
+    assert task_results(dag_run)["confirm"]["status"] == "CONFIRMED"
+
+    # a removed pair that HubSpot still shows keeps the sensor waiting
+    hubspot_conn.reset_stats()
+    from tests.testing.support import call, create_inputs
+
+    call(hubspot_conn, "v4", "batch_create", create_inputs([("1", "100001")], PRIMARY))
+    sensor = HubSpotBatchStatusSensor(task_id="confirm", batch=raw, poke_interval=0.2, timeout=30)
+    assert sensor.poke({}) is False
+    archive_by_hand(hubspot_conn, [(1, 100_001)])
+    assert sensor.poke({}).is_done

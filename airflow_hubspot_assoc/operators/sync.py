@@ -104,6 +104,11 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
             or not 0.0 <= float(max_removal_ratio) <= 1.0
         ):
             raise ValueError(f"max_removal_ratio must be None or between 0 and 1, got {max_removal_ratio!r}")
+        if self.checkpoint_path is not None:
+            raise ValueError(
+                f"checkpoint_path ({self.checkpoint_path!r}) is not used by a sync: its checkpoints live "
+                "under state_path"
+            )
         if plan_path is not None and self.is_dry_run:
             raise ValueError(f"plan_path ({plan_path!r}) applies a plan: it cannot be a dry run too")
         self.state_path = state_path

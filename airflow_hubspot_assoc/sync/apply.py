@@ -168,12 +168,15 @@ def failed_keys(path: str) -> set[tuple[int, int]]:
 
 def combine_failures(target: str, sources: list[tuple[str, str]]) -> int:
     """Write one failed-pairs file for the user from the run's parts: ``(path, operation)`` each,
-    every entry tagged with the operation it failed in. :return: entries written."""
-    written = 0
-    with storage.open_for_write(target) as handle:
-        for path, operation in sources:
-            for line in (storage.read_text(path) or "").splitlines():
-                if line.strip():
-                    handle.write(json.dumps({**json.loads(line), "operation": operation}) + "\n")
-                    written += 1
-    return written
+    every entry tagged with the operation it failed in; no file when nothing failed (a daily sync
+    would otherwise leave an empty file a day). :return: entries written."""
+    lines = [
+        json.dumps({**json.loads(line), "operation": operation}) + "\n"
+        for path, operation in sources
+        for line in (storage.read_text(path) or "").splitlines()
+        if line.strip()
+    ]
+    if lines:
+        with storage.open_for_write(target) as handle:
+            handle.writelines(lines)
+    return len(lines)

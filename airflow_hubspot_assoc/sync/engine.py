@@ -317,15 +317,15 @@ class SyncEngine:
         grown = union(base, accepted_creates, work / "grown")
         new = difference(difference(grown, accepted_removals, work / "shrunk"), plan.forget, work / "new")
         folder = self.state.run_folder()
-        if failed_path:
-            combine_failures(
-                failed_path,
-                [
-                    (f"{folder}/failed-input.jsonl", "input"),
-                    (creates.failed_path, "create"),
-                    (removals.failed_path, "archive"),
-                ],
-            )
+        if failed_path and not combine_failures(
+            failed_path,
+            [
+                (f"{folder}/failed-input.jsonl", "input"),
+                (creates.failed_path, "create"),
+                (removals.failed_path, "archive"),
+            ],
+        ):
+            failed_path = None
 
         def write(location: str, generation: int) -> None:
             write_snapshot(location, new, self._meta(generation, plan.types, len(new)))

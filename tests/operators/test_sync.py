@@ -99,8 +99,9 @@ def test_first_run_creates_everything_and_a_second_run_sends_nothing(request, hu
     history = json.loads((tmp_path / "state" / "state.json").read_text())["history"]
     assert [h["created"] for h in history] == [250, 0]
     # no lease, run folder or old snapshot is left behind
+    # nothing failed: no failed-pairs file either
+    assert raw["failedPairsPath"] is None
     assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [
-        "failed",
         "snapshot-00000001.bin",
         "snapshot-00000002.bin",
         "state.json",

@@ -81,11 +81,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+# The benchmarks' own extra (DuckDB, the yardstick of the sync diff scenario) on top of the test venv.
+BENCH_STAMP = $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test,parquet,s3,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run
 
 # Re-resolve the pins of both supported Airflow versions (needs the registry); commit the results.
-LOCK = $(BIN)/uv pip compile --quiet --python-version 3.11 --universal --extra test --extra parquet --extra s3
+LOCK = $(BIN)/uv pip compile --quiet --python-version 3.11 --universal --extra test --extra parquet --extra s3 \
+	--extra bench
 lock: $(BIN)/uv
 	$(LOCK) pyproject.toml -o constraints.txt
 	$(LOCK) pyproject.toml constraints-airflow-$(OLDEST_AIRFLOW).in -o $(OLDEST_CONSTRAINTS)

@@ -122,11 +122,11 @@ def replace_binary(path: str) -> Iterator[IO[bytes]]:
     local = _local_path(target) if has_folders(target) else None
     if local is not None:
         local.parent.mkdir(parents=True, exist_ok=True)
-    folder = local.parent if local is not None else None
-    with tempfile.NamedTemporaryFile(prefix=".upload-", suffix=".tmp", dir=folder, delete=False) as handle:
-        temporary = Path(handle.name)
+    # Not NamedTemporaryFile: its mode is 0600 whatever the umask, and the rename would keep it.
+    folder = local.parent if local is not None else Path(tempfile.gettempdir())
+    temporary = folder / f".{uuid.uuid4().hex}.tmp"
     try:
-        with temporary.open("wb") as sink:
+        with temporary.open("xb") as sink:
             yield sink
         if local is not None:
             os.replace(temporary, local)

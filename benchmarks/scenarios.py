@@ -1,4 +1,5 @@
-"""The five scenarios of the performance issue, each a function from sizes to checked results.
+"""The scenarios of the performance issue (and the sync's diff), each a function from sizes to checked
+results.
 
 Each scenario starts its own stand-in process(es) with the limits it is about, runs the clients in
 their own processes (``harness.Runner``) and turns raw figures into checks against the targets.
@@ -16,6 +17,7 @@ from typing import Any
 from benchmarks.data import ensure_csv
 from benchmarks.harness import BATCH_SIZE, CaseResult, Check, Runner, created_between, standin_config
 from benchmarks.standin import StandInProcess
+from benchmarks.syncdiff_scenario import sync_diff
 
 #: HubSpot's rolling window.
 WINDOW_S = 10.0
@@ -43,6 +45,9 @@ class Sizes:
     cost_baseline_pairs: int
     memory_pairs: tuple[int, ...]
     jitter_ms: float = 50.0
+    #: Triples of each input of the sync diff (desired and snapshot; 1% churn between them).
+    sync_diff_triples: int = 10_000_000
+    sync_diff_repeats: int = 2
 
 
 FULL = Sizes(
@@ -68,6 +73,8 @@ QUICK = Sizes(
     cost_pairs=30_000,
     cost_baseline_pairs=5_000,
     memory_pairs=(5_000, 30_000),
+    sync_diff_triples=200_000,
+    sync_diff_repeats=1,
 )
 
 
@@ -492,4 +499,5 @@ SCENARIOS: dict[str, Callable[[Context], list[CaseResult]]] = {
     "shared_limit": shared_limit,
     "cost_per_pair": cost_per_pair,
     "memory": memory,
+    "sync_diff": sync_diff,
 }

@@ -39,10 +39,10 @@ Records = npt.NDArray[np.bytes_]
 Ints = npt.NDArray[np.int64]
 
 
-def partition_of(from_ids: Ints) -> npt.NDArray[np.intp]:
+def partition_of(from_ids: Ints) -> npt.NDArray[np.uint8]:
     """The partition of each from id (a multiplicative hash; the top 8 bits of the product)."""
     hashed = (from_ids.astype(np.uint64) * _GOLDEN) >> _SHIFT
-    return hashed.astype(np.intp)
+    return hashed.astype(np.uint8)
 
 
 def pack(from_ids: Ints, to_ids: Ints, type_codes: Ints) -> Records:
@@ -87,7 +87,7 @@ def sort_unique(records: Records) -> Records:
 def split_by_partition(records: Records) -> tuple[Records, npt.NDArray[np.int64]]:
     """The records grouped by partition (partition order, stable), and the count of each partition."""
     parts = partition_of(records.view(FIELDS)["from_id"])
-    order = np.argsort(parts.astype(np.uint8), kind="stable")  # a radix sort for one byte
+    order = np.argsort(parts, kind="stable")  # a radix sort for one byte
     counts = np.bincount(parts, minlength=PARTITIONS).astype(np.int64)
     return records[order], counts
 

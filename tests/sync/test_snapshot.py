@@ -57,6 +57,9 @@ def test_round_trip_on_local_disk(tmp_path):
     assert list(back) == list(triples)
     assert read_snapshot_meta(str(target)) == back_meta
     assert not [p for p in target.parent.iterdir() if p.name != target.name], "no temporary file left"
+    sibling = tmp_path / "state" / "written-as-usual"
+    sibling.write_text("")
+    assert target.stat().st_mode & 0o777 == sibling.stat().st_mode & 0o777, "the umask applies"
 
 
 def test_an_empty_snapshot_and_a_null_portal(tmp_path):

@@ -260,7 +260,7 @@ class SyncEngine:
         pointer = self.state.read_pointer()
         folder = self.state.run_folder()
         journal = f"{folder}/plan.json"
-        resumed = False
+        resumed = fresh = False
         if plan_path:
             plan = read_plan(plan_path, self.workdir / "plan")
             if plan is None:
@@ -272,10 +272,12 @@ class SyncEngine:
             plan, resumed = earlier, True
             self.log.info("Resuming the changes an earlier try of this run planned (%s).", journal)
         else:
-            plan = write_plan(journal, self._compute(source, pointer, f"{folder}/failed-input.jsonl"))
+            plan, fresh = self._compute(source, pointer, f"{folder}/failed-input.jsonl"), True
         self._check_guards(plan)
         table = TypeTable(plan.types)
         self._check_scope(table)
+        # Saved only once nothing refuses it: a retry after a fixed input must not find a refused plan.
+        location = plan.location or journal
         loads = [
             TripleLoad(
                 self.sender,
@@ -287,12 +289,14 @@ class SyncEngine:
                 setup=LoadSetup(**{**self.settings.load.__dict__, "all_types": self.settings.all_types}),
                 log=self.log,
                 stop=self.stop,
-                fingerprint={"plan": plan.location, "generation": plan.state_generation},
+                fingerprint={"plan": location, "generation": plan.state_generation},
             )
             for triples, operation in ((plan.creates, "create"), (plan.removals, "archive"))
         ]
         for load in loads:
             load.validate()
+        if fresh:
+            plan = write_plan(journal, plan)
         creates, removals = loads
         creates.send()
         self.state.renew()

@@ -156,8 +156,13 @@ def test_removal_guard_fails_before_any_write(request, hubspot_conn, tmp_path):
     ):
         op.execute({})
     assert hubspot_conn.stats.write_requests == 0
-    # the state did not move
+    # the state did not move, and no plan was saved for a retry to pick up
     assert json.loads((tmp_path / "state" / "state.json").read_text())["generation"] == 1
+    assert not list((tmp_path / "state").glob("runs/*/plan.json"))
+    # the export is fixed and the task retried: the fixed input is what counts
+    write_csv(tmp_path / "day1.csv", pairs_of(6, 106))
+    state, raw = sync(request, hubspot_conn, 1, path, tmp_path / "state", mode="mirror")
+    assert (state, raw["created"], raw["removed"]) == ("success", 5, 5)
 
 
 def test_mirror_refuses_the_unlabeled_type_without_all_types(request, hubspot_conn, tmp_path):

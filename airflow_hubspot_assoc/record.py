@@ -308,7 +308,10 @@ class BatchRecord:
             "dryRun": self.dry_run,
             "fromObjectType": self.from_type,
             "toObjectType": self.to_type,
-            **({"operation": self.operation, "archived": self.written} if self.operation != "create" else {}),
+            **(
+                {"operation": self.operation, "archived": self.written} if self.operation == "archive" else {}
+            ),
+            **({"operation": "sync", "removed": self.removed or 0} if self.operation == "sync" else {}),
         }
 
 

@@ -7,6 +7,7 @@ Everything about diffs, plans and the state lives in ``sync/``.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -177,6 +178,11 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
             engine.workdir = Path(workdir)
             outcome = engine.run(source, plan_path=self.plan_path or None, failed_path=failed_path)
         record = self._record_of(outcome, from_type, to_type, requested_at, client.stats.snapshot())
+        keys = source.keys if source is not None else None
+        if keys is not None and outcome.read_input:
+            if not outcome.dry_run:
+                keys.save_cache()
+            record = dataclasses.replace(record, resolution=keys.summary())
         self.log.info("%s", record.summary())
         self._record = record
         assets.describe_outlet_events(self.outlets, context, record)

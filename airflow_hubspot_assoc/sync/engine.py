@@ -91,6 +91,8 @@ class SyncOutcome:
     reports: tuple[LoadReport, ...] = ()
     resumed: bool = False
     resumed_skipped: int = 0
+    #: Whether this try read the input (not when it applied a plan, its own or a dry run's).
+    read_input: bool = True
 
 
 class SyncEngine:
@@ -301,7 +303,9 @@ class SyncEngine:
         creates.send()
         self.state.renew()
         removals.send()
-        return self._advance(pointer, plan, creates, removals, failed_path, resumed)
+        outcome = self._advance(pointer, plan, creates, removals, failed_path, resumed)
+        outcome.read_input = fresh
+        return outcome
 
     def _advance(
         self,

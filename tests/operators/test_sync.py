@@ -430,3 +430,20 @@ def test_the_sensor_confirms_created_pairs_present_and_removed_pairs_gone(reques
     assert sensor.poke({}) is False
     archive_by_hand(hubspot_conn, [(1, 100_001)])
     assert sensor.poke({}).is_done
+
+
+def test_mirror_with_reconcile_removes_only_what_hubspot_still_shows(request, hubspot_conn, tmp_path):
+    path = write_csv(tmp_path / "day0.csv", pairs_of(1, 101))
+    assert sync(request, hubspot_conn, 0, path, tmp_path / "state", mode="mirror")[0] == "success"
+    # by hand: two pairs that are about to leave the table, and one that stays in it
+    archive_by_hand(hubspot_conn, [(1, 100_001), (2, 100_002), (50, 100_050)])
+    path = write_csv(tmp_path / "day1.csv", pairs_of(6, 101))
+    state, raw = sync(request, hubspot_conn, 1, path, tmp_path / "state", mode="mirror", reconcile=True)
+    assert state == "success"
+    # 50 is created again; 3, 4 and 5 are removed; 1 and 2 are already gone: forgotten, not sent
+    assert (raw["created"], raw["removed"], raw["unchanged"], raw["reconciled"]) == (1, 3, 94, 1)
+    assert writes(hubspot_conn) == {"batch_create": 1, "batch_labels_archive": 1}
+    removal = next(r for r in hubspot_conn.requests if r.endpoint == "batch_labels_archive")
+    assert removal.n_inputs == 3
+    assert stored(hubspot_conn) == set(pairs_of(6, 101))
+    assert {(f, t) for f, t, _ in snapshot_pairs(tmp_path / "state")} == set(pairs_of(6, 101))

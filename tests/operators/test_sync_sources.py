@@ -35,6 +35,7 @@ def test_business_keys_are_resolved_before_the_diff(request, hubspot_conn, tmp_p
     state, raw = sync(request, hubspot_conn, 0, path, tmp_path / "state", mode="mirror", **keys)
     assert state == "success"
     assert (raw["total"], raw["created"], raw["failed"]) == (40, 40, 0)
+    assert raw["resolution"]["from"]["property"] == "email"
     day0 = stored(hubspot_conn)
     assert len(day0) == 40
     # four pairs leave, five arrive; the snapshot holds record ids, so only those are sent

@@ -41,11 +41,18 @@ def location(path: str) -> Any:
 
 def has_folders(target: Any) -> bool:
     """Whether ``target`` lives on a file system with real folders (local disk), not an object store."""
-    return isinstance(target, Path) or getattr(target, "protocol", "") in LOCAL_PROTOCOLS
+    protocol = getattr(target, "protocol", None)
+    if protocol is not None:
+        # An ObjectStoragePath: on Airflow 3.1 (universal_pathlib's UPath) it is a pathlib.Path
+        # subclass too, so the type alone would take s3:// for local disk.
+        return protocol in LOCAL_PROTOCOLS
+    return isinstance(target, Path)
 
 
 def _local_path(target: Path | ObjectStoragePath) -> Path:
-    return target if isinstance(target, Path) else Path(target.path)
+    # An ObjectStoragePath (a Path subclass on Airflow 3.1) names its local file by ``path``.
+    local: Any = getattr(target, "path", None) if getattr(target, "protocol", None) is not None else target
+    return Path(local)
 
 
 def describe_connection(path: str) -> str | None:

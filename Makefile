@@ -55,7 +55,7 @@ $(OLDEST_STAMP): $(BIN)/uv pyproject.toml $(OLDEST_CONSTRAINTS)
 # than 3.1 (airflow.sdk.serde, the task-runtime providers manager, a dict keyed by Asset as outlet events).
 OLDEST_TESTS = tests/integration/test_airflow_versions.py tests/hooks tests/client tests/triggers \
 	tests/sensors tests/readback tests/test_auth.py tests/test_record.py tests/test_links.py \
-	tests/test_lineage.py tests/test_assets.py
+	tests/test_lineage.py tests/test_assets.py tests/test_storage.py
 OLDEST_DESELECT = \
 	tests/sensors/test_associations.py::test_waits_until_visible_through_airflow \
 	tests/sensors/test_associations.py::test_deferrable_through_airflow \

@@ -21,7 +21,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -41,18 +41,18 @@ def location(path: str) -> Any:
 
 def has_folders(target: Any) -> bool:
     """Whether ``target`` lives on a file system with real folders (local disk), not an object store."""
+    # The protocol first: on Airflow 3.1 an ``ObjectStoragePath`` (an older universal_pathlib's
+    # ``UPath``) is a ``pathlib.Path`` too, so ``isinstance`` alone took s3:// for local disk.
     protocol = getattr(target, "protocol", None)
     if protocol is not None:
-        # An ObjectStoragePath: on Airflow 3.1 (universal_pathlib's UPath) it is a pathlib.Path
-        # subclass too, so the type alone would take s3:// for local disk.
         return protocol in LOCAL_PROTOCOLS
     return isinstance(target, Path)
 
 
 def _local_path(target: Path | ObjectStoragePath) -> Path:
-    # An ObjectStoragePath (a Path subclass on Airflow 3.1) names its local file by ``path``.
-    local: Any = getattr(target, "path", None) if getattr(target, "protocol", None) is not None else target
-    return Path(local)
+    if hasattr(target, "protocol"):  # an ObjectStoragePath of local disk (a Path as well on 3.1)
+        return Path(cast("ObjectStoragePath", target).path)
+    return cast(Path, target)
 
 
 def describe_connection(path: str) -> str | None:

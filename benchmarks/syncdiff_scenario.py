@@ -79,6 +79,8 @@ def sync_diff(ctx: Context) -> list[CaseResult]:
         "ours_read_snapshot_s": round(ours["read_snapshot_s"], 2),
         "ours_spool_desired_s": round(ours["spool_desired_s"], 2),
         "ours_diff_s": round(ours["diff_s"], 2),
+        "ours_cpu_s": round(ours["cpu_s"], 2),
+        "duckdb_cpu_s": round(duck["cpu_s"], 2),
         "ours_peak_rss_mib": round(our_rss_mib, 1),
         "duckdb_peak_rss_mib": round(max(r["vm_hwm_kb"] for r in runs["duckdb"]) / 1024, 1),
         "snapshot_bytes_per_triple": prepared["snapshot_write"]["bytes_per_triple"],

@@ -57,6 +57,46 @@ def test_both_sides_find_the_same_changes(tmp_path):
     duck = _step("duckdb", "--desired", desired, "--snapshot", prepared["snapshot_csv"], "--work", work)
     for side in (ours, duck):
         assert (side["creates"], side["removals"], side["unchanged"]) == (200, 200, 19_800)
-        assert side["wall_s"] > 0 and side["vm_hwm_kb"] > 0
+        assert side["wall_s"] > 0 and side["cpu_s"] > 0 and side["vm_hwm_kb"] > 0
     with (tmp_path / "work" / "duckdb-creates.csv").open() as handle:
         assert sum(1 for _ in handle) == 201
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_quick_scenario_writes_its_checks(tmp_path):
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--quick",
+            "--quiet",
+            "--only",
+            "sync_diff",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    document = json.loads((out / "results.json").read_text())
+    (case,) = document["scenarios"]["sync_diff"]
+    metrics = {check["metric"]: check for check in case["checks"]}
+    assert set(metrics) == {
+        "wall time, ours / DuckDB",
+        "our peak RSS",
+        "counts that differ from the generated churn",
+    }
+    assert metrics["counts that differ from the generated churn"]["passed"]
+    figures = case["figures"]
+    assert (figures["triples_each"], figures["churn_each_way"]) == (200_000, 2_000)
+    assert figures["ratio_ours_over_duckdb"] == pytest.approx(
+        figures["ours_wall_s"] / figures["duckdb_wall_s"], rel=0.05
+    )
+    assert not list((out / "work" / "sync_diff").glob("ours-*")), "each run's sets are removed"

@@ -45,7 +45,10 @@ def decode(block: bytes, count: int) -> Records:
     """The ``count`` records of a block made by ``encode``."""
     if count == 0:
         return np.empty(0, dtype=RECORD)
-    raw = np.frombuffer(zlib.decompress(block), dtype=np.uint8)
+    try:
+        raw = np.frombuffer(zlib.decompress(block), dtype=np.uint8)
+    except zlib.error as err:
+        raise ValueError(f"a snapshot block is damaged ({err})") from err
     if raw.size != count * 24:
         raise ValueError(f"a snapshot block holds {raw.size} bytes, not {count} triples")
     columns = np.ascontiguousarray(raw.reshape(3, 8, count).transpose(0, 2, 1)).view("<i8")

@@ -1,11 +1,11 @@
 """The on-disk layout of a set of triples: fixed-width records in hash partitions of the from id.
 
 Why this layout: a sync compares sets of millions of triples, more than should sit in a worker's
-memory at once, and Python objects per triple cost about 5 s per 10 million. So a triple is a
+memory at once, and a Python object per triple costs seconds per 10 million. So a triple is a
 24-byte record of three big-endian int64s (from_id, to_id, type_code), and numpy handles records in
 bulk. Because every value is non-negative, comparing records as byte strings (numpy's ``S24``)
 orders them exactly as the tuples, so one ``np.sort`` / ``np.searchsorted`` on a 1-D array does what
-``lexsort`` over three columns would do, at about a third of the cost.
+``lexsort`` over three columns would do, for less (``make bench``'s ``sync_diff`` measures the whole).
 
 Records are spread over ``PARTITIONS`` partitions by a hash of the from id, the same function for
 every set, so partition ``p`` of one set only ever meets partition ``p`` of another: a set

@@ -106,6 +106,10 @@ def test_damaged_and_foreign_files_are_refused(tmp_path):
     foreign.write_bytes(b"PAR1" + data[4:])
     with pytest.raises(ValueError, match="not a sync snapshot"):
         read_snapshot_meta(str(foreign))
+    damaged = tmp_path / "damaged.bin"
+    damaged.write_bytes(data[:-200] + bytes(b ^ 0xFF for b in data[-200:]))
+    with pytest.raises(ValueError, match="damaged"):
+        read_snapshot(str(damaged), tmp_path)
     huge_header = tmp_path / "huge.bin"
     huge_header.write_bytes(MAGIC + (2**40).to_bytes(8, "little"))
     with pytest.raises(ValueError, match="damaged"):

@@ -122,6 +122,34 @@ def test_add_columns_refuses_bad_columns(tmp_path, columns, message):
         spool.add_columns(*columns)
 
 
+@pytest.mark.parametrize(
+    ("triples", "message"),
+    [
+        ([(1, 2, 0), (1.5, 2, 0)], r"three integers, got \(1\.5, 2, 0\)"),
+        ([(1, 2, 0), (1, 2**64, 0)], r"record ids must be in 1\.\.2\^63-1, got \(1, 18446744073709551616\)"),
+        ([(1, 2, 0), (1, 2**63, 0)], r"record ids must be in 1\.\.2\^63-1, got \(1, 9223372036854775808\)"),
+        ([(1, 2, 0), (1, 2)], r"three integers, got \(1, 2\)"),
+        ([(1, 2, 0), (0, 2, 0)], "from_id: 0 is below 1"),
+        ([(1, 2, 0), (3, 2, -1)], "type_code: -1 is below 0"),
+    ],
+)
+def test_add_many_refuses_what_is_not_three_integers_in_range(tmp_path, triples, message):
+    spool = TripleSpool(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        spool.add_many(iter(triples))
+    spool.add_many([])
+    assert list(spool.close()) == [], "a refused chunk adds nothing"
+
+
+def test_add_refuses_a_float_and_keeps_the_buffer_aligned(tmp_path):
+    spool = TripleSpool(tmp_path)
+    spool.add(1, 2, 0)
+    with pytest.raises(ValueError, match="three integers"):
+        spool.add(3, 2.5, 0)  # type: ignore[arg-type]
+    spool.add(4, 5, 1)
+    assert list(spool.close()) == [(1, 2, 0), (4, 5, 1)]
+
+
 def test_add_many_refuses_an_array_of_the_wrong_shape(tmp_path):
     with pytest.raises(ValueError, match=r"\(n, 3\) array"):
         TripleSpool(tmp_path).add_many(np.ones((4, 2), dtype=np.int64))
@@ -172,3 +200,68 @@ def test_iteration_reads_partitions_in_chunks_and_merges_them_in_order(tmp_path)
     assert len(result) == expected.shape[0]
     assert list(result) == [tuple(r) for r in expected.tolist()]
     assert list(result.from_ids()) == np.unique(rows[:, 0]).tolist()
+
+
+_BOUNDED = """
+import sys, tempfile
+from pathlib import Path
+import numpy as np
+from airflow_hubspot_assoc.sync.triples import TripleSpool, diff
+
+def hwm():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+
+work = Path(sys.argv[1])
+total, budget = 3_000_000, 8 * 2**20
+sets = []
+start = hwm()
+for shift in (0, 30_000):
+    spool = TripleSpool(work, memory_budget=budget)
+    for offset in range(0, total, 100_000):
+        n = np.arange(offset + shift, offset + shift + 100_000, dtype=np.int64)
+        spool.add_columns(1 + n // 5, 1 + (n * 2_654_435_761) % 10_000_000_019, n % 3)
+    sets.append(spool.close())
+changes = diff(sets[1], sets[0], work)
+print(len(changes.only_a), len(changes.only_b), changes.common, hwm() - start)
+"""
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_by_partitions_not_by_the_sets(tmp_path):
+    # Two sets of 3,000,000 triples (72 MB of records each) spooled with an 8 MiB budget and diffed:
+    # whole sets in memory would add over 150 MiB; a partition at a time adds a few.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _BOUNDED, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    only_a, only_b, common, growth_mib = (int(v) for v in done.stdout.split())
+    assert (only_a, only_b, common) == (30_000, 30_000, 2_970_000)
+    assert growth_mib < 48, f"peak RSS grew by {growth_mib} MiB"
+
+
+def test_from_ids_crosses_chunks_in_order(tmp_path):
+    rng = np.random.default_rng(11)
+    froms = rng.integers(1, 2**62, 20_000)
+    spool = TripleSpool(tmp_path)
+    spool.add_columns(np.repeat(froms, 2), np.tile([5, 6], froms.size), np.zeros(2 * froms.size, int))
+    assert list(spool.close().from_ids()) == np.unique(froms).tolist()
+
+
+@pytest.mark.parametrize("small_first", [True, False])
+def test_set_operations_with_one_side_much_smaller(tmp_path, small_first):
+    # Each side is searched in the other depending on which is smaller: both ways must agree.
+    big = {(f, t, f % 2) for f in range(1, 400) for t in range(1, 30)}
+    small = {(f, 7, f % 2) for f in range(1, 400, 3)} | {(5, 1000, 0), (10**15, 1, 1)}
+    a_items, b_items = (small, big) if small_first else (big, small)
+    a, b = TripleSet.from_triples(tmp_path, a_items), TripleSet.from_triples(tmp_path, b_items)
+    assert list(union(a, b, tmp_path)) == sorted(a_items | b_items)
+    assert list(intersection(a, b, tmp_path)) == sorted(a_items & b_items)
+    assert list(difference(a, b, tmp_path)) == sorted(a_items - b_items)
+    both = diff(a, b, tmp_path)
+    assert (list(both.only_a), list(both.only_b)) == (sorted(a_items - b_items), sorted(b_items - a_items))
+    assert both.common == len(a_items & b_items)

@@ -59,6 +59,9 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
         record); send nothing
     :param plan_path: apply exactly this plan (a dry run's ``planPath``) instead of reading the input;
         refused before any write when the state moved on since it was made (templated)
+    :param lease_settle_seconds: how long a run waits after writing its lease on ``state_path``
+        before reading it back to see whether another run's write replaced it (see ``sync.state``);
+        longer than the store's write latency
     :param failed_pairs_path: where the run's refused and invalid pairs go, JSON Lines with an
         ``operation`` field (templated); default ``<state_path>/failed/<run>.jsonl``
     :return: the batch record with ``operation: "sync"``, ``created``, ``removed``, ``unchanged``,

@@ -7,11 +7,10 @@ batch response where it can (``status``, ``requestedAt``, ``startedAt``, ``compl
 ``numErrors``, ``errors``) and adds the package's accounting. It never holds the input: XCom lives in
 Airflow's metadata database, so every list in it is bounded.
 
-The running counts of a load are :class:`airflow_hubspot_assoc.report.LoadReport`, which produces a
-record at the end. ``operation`` says which operator wrote a record (``create`` or ``archive``); it and
-the optional counts of other operators (``archived``, ``removed``, ``resolution``) appear in the JSON
-only when set, so a create record keeps its documented shape. An archive record counts its removed
-pairs in ``archived`` (``created`` stays 0) and samples them, with the types removed, in ``sample``.
+A load's running counts are ``report.LoadReport``, which makes the record. ``operation`` (the writer:
+``OPERATIONS``) and other operators' keys (``archived``, ``removed``, ``resolution``, a sync's
+``record_sync.SyncCounts``) appear in the JSON only when set, so a create record keeps its shape. An
+archive counts removed pairs in ``archived`` (``created`` 0) and samples them, types removed, in ``sample``.
 """
 
 from __future__ import annotations
@@ -45,7 +44,9 @@ MAX_SAMPLE = 100
 #: Distinct type combinations a record lists in ``typesUsed``.
 MAX_TYPES = 20
 #: The operators that write records; later ones (sync, revert) add theirs here.
-OPERATIONS = ("create", "archive", "sync")
+OPERATIONS = ("create", "archive", "revert", "sync")
+#: Operations whose records count the pairs they took away in ``archived`` (asset events too).
+REMOVERS = ("archive", "revert")
 #: The category of a row's bare ``association_type_id`` when the record does not say.
 DEFAULT_CATEGORY = "HUBSPOT_DEFINED"
 #: Statuses whose record has a ``completedAt``.
@@ -102,19 +103,22 @@ class BatchRecord:
     #: Counts of later operators; ``None`` (and absent from the JSON) for a create.
     archived: int | None = None
     removed: int | None = None
+    #: A revert's pairs whose removed types were created again (``restored``).
+    restored: int | None = None
+    #: The ledger (issue 14): batch-read requests before the first write, and where it is.
+    ledger_reads: int | None = None
+    ledger_path: str | None = None
     resolution: Mapping[str, Any] | None = None
-    #: A sync's own counts (``operation: "sync"``); ``None`` (and absent from the JSON) otherwise.
-    sync: SyncCounts | None = None
+    sync: SyncCounts | None = None  # a sync's own keys (``record_sync``); None for other operations
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"Batch record status must be one of {', '.join(STATUSES)}, got {self.status!r}")
-        if self.operation not in OPERATIONS:
+        if self.operation not in OPERATIONS or (self.operation == "sync") != (self.sync is not None):
             raise ValueError(
-                f"Batch record operation must be one of {', '.join(OPERATIONS)}, got {self.operation!r}"
+                f"Batch record operation must be one of {', '.join(OPERATIONS)} (sync counts exactly "
+                f"for sync), got {self.operation!r}{' with' if self.sync else ' without'} sync counts"
             )
-        if (self.operation == "sync") != (self.sync is not None):
-            raise ValueError("Batch record needs sync counts exactly when its operation is sync")
         for name, items, bound in (
             ("errors", self.errors, MAX_ERRORS),
             ("sample", self.sample, MAX_SAMPLE),
@@ -125,7 +129,10 @@ class BatchRecord:
 
     @property
     def written(self) -> int:
-        """Pairs the operation applied: ``archived`` for an archive, ``created`` otherwise."""
+        """Pairs the operation applied: ``archived`` for an archive, removed + restored for a revert,
+        ``created`` otherwise."""
+        if self.operation == "revert":
+            return (self.removed or 0) + (self.restored or 0)
         return (self.archived or 0) if self.operation == "archive" else self.created
 
     @property
@@ -168,13 +175,18 @@ class BatchRecord:
         }
         if self.operation != "create":
             value["operation"] = self.operation
-        for key, extra in (("archived", self.archived), ("removed", self.removed)):
+        for key, extra in (
+            ("archived", self.archived),
+            ("removed", self.removed),
+            ("restored", self.restored),
+            ("ledgerReads", self.ledger_reads),
+            ("ledgerPath", self.ledger_path),
+        ):
             if extra is not None:
                 value[key] = extra
         if self.resolution is not None:
             value["resolution"] = dict(self.resolution)
-        if self.sync is not None:
-            value.update(self.sync.to_xcom())
+        value.update(self.sync.to_xcom() if self.sync is not None else {})
         return value
 
     @classmethod
@@ -215,6 +227,9 @@ class BatchRecord:
             not isinstance(failed_pairs_path, str) or not failed_pairs_path
         ):
             raise ValueError(f"Batch record failedPairsPath must be a path, got {failed_pairs_path!r}")
+        ledger_path = raw.get("ledgerPath")
+        if ledger_path is not None and (not isinstance(ledger_path, str) or not ledger_path):
+            raise ValueError(f"Batch record ledgerPath must be a path, got {ledger_path!r}")
         resolution = raw.get("resolution")
         if resolution is not None and not isinstance(resolution, Mapping):
             raise ValueError(f"Batch record resolution must be an object, got {resolution!r}")
@@ -251,6 +266,9 @@ class BatchRecord:
             operation=str(raw.get("operation") or "create"),
             archived=None if raw.get("archived") is None else _count(raw, "archived"),
             removed=None if raw.get("removed") is None else _count(raw, "removed"),
+            restored=None if raw.get("restored") is None else _count(raw, "restored"),
+            ledger_reads=None if raw.get("ledgerReads") is None else _count(raw, "ledgerReads"),
+            ledger_path=ledger_path,
             resolution=None if resolution is None else dict(resolution),
             sync=SyncCounts.from_xcom(raw) if raw.get("operation") == "sync" else None,
         )
@@ -292,7 +310,8 @@ class BatchRecord:
             return f"{self.status}{' (dry run)' if self.dry_run else ''}: {self.sync.summary(counts, calls)}"
         return (
             f"{self.status}{' (dry run)' if self.dry_run else ''}: {self.total:,} pairs read, "
-            f"{self.written:,} {self.operation}d, {self.failed:,} failed, {self.invalid:,} invalid, "
+            f"{self.written:,} {self.operation.removesuffix('e')}ed, {self.failed:,} failed, "
+            f"{self.invalid:,} invalid, "
             f"{self.duplicates:,} duplicates; {self.requests:,} requests, {self.retries:,} retries, "
             f"{self.throttled:,} throttled (429)"
         )
@@ -308,10 +327,8 @@ class BatchRecord:
             "dryRun": self.dry_run,
             "fromObjectType": self.from_type,
             "toObjectType": self.to_type,
-            **(
-                {"operation": self.operation, "archived": self.written} if self.operation == "archive" else {}
-            ),
-            **({"operation": "sync", "removed": self.removed or 0} if self.operation == "sync" else {}),
+            **({"operation": self.operation, "archived": self.written} if self.operation in REMOVERS else {}),
+            **({"operation": "sync", "removed": self.removed or 0} if self.sync is not None else {}),
         }
 
 

@@ -105,6 +105,23 @@ def replace_text(path: str, text: str) -> None:
     os.replace(temporary, local)
 
 
+def write_bytes(path: str, data: bytes) -> None:
+    """Write a whole binary file that readers see whole or not at all (the ledger's gzip parts).
+
+    Local disk: a temporary file beside it, renamed over it. Object storage: one upload.
+    """
+    target = location(path)
+    if not has_folders(target):
+        with target.open("wb") as handle:
+            handle.write(data)
+        return
+    local = _local_path(target)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    temporary = local.with_name(f".{local.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, local)
+
+
 def read_text(path: str) -> str | None:
     """A file's content, or None when there is no such file."""
     target = location(path)

@@ -245,3 +245,31 @@ def test_sync_example_syncs_daily_and_plans_then_applies_on_mondays(hubspot_conn
         10,
         2,
     )
+
+
+@pytest.mark.hubspot_standin(missing_records={"companies": ["9003"]})
+def test_revert_example_reverts_a_load_that_fails_its_check(hubspot_conn, quick_sensors, tmp_path):
+    # One contact already had its company: the revert must leave that association alone.
+    from tests.testing.support import call, create_inputs
+
+    call(hubspot_conn, "v4", "batch_create", create_inputs([("4000", "9000")]))
+    dag_run = run_dag(
+        load_dag("example_hubspot_revert"), run_conf={"ledger_root": str(tmp_path), "max_failed_ratio": 0.05}
+    )
+    states = task_states(dag_run)
+    assert states["check_load"] == "success" and states["revert_load"] == "success", states
+    assert states["keep_load"] == "skipped"
+    results = task_results(dag_run)
+    load = results["load_associations"]
+    assert (load["created"], load["failed"]) == (45, 5)
+    assert load["ledgerReads"] == 1 and load["ledgerPath"].startswith(str(tmp_path))
+    revert = results["revert_load"]
+    assert (revert["operation"], revert["removed"], revert["failed"]) == ("revert", 44, 0)
+    assert all_stored(hubspot_conn) == {("4000", "9000")}
+
+
+def test_revert_example_keeps_a_load_that_passes_its_check(hubspot_conn, quick_sensors, tmp_path):
+    dag_run = run_dag(load_dag("example_hubspot_revert"), run_conf={"ledger_root": str(tmp_path)})
+    states = task_states(dag_run)
+    assert states["keep_load"] == "success" and states["revert_load"] == "skipped", states
+    assert len(all_stored(hubspot_conn)) == 50

@@ -83,7 +83,7 @@ def test_a_sync_record_round_trips_and_parses_strictly():
         BatchRecord.from_xcom({**raw, "planned": 3})
     with pytest.raises(ValueError, match=r"'planned\.removals' must be a non-negative integer"):
         BatchRecord.from_xcom({**raw, "planned": {"creates": 1, "removals": -1}})
-    with pytest.raises(ValueError, match="sync counts exactly when its operation is sync"):
+    with pytest.raises(ValueError, match=r"\(sync counts exactly for sync\), got 'sync' without sync counts"):
         BatchRecord(status="COMPLETE", from_type="contacts", to_type="companies", operation="sync")
     # a create record keeps its shape: no sync keys
     create = BatchRecord(status="COMPLETE", from_type="contacts", to_type="companies").to_xcom()

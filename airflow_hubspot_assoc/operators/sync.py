@@ -27,7 +27,12 @@ from airflow_hubspot_assoc.report import _sample_pair
 from airflow_hubspot_assoc.storage import describe_connection
 from airflow_hubspot_assoc.sync.apply import LoadSetup
 from airflow_hubspot_assoc.sync.engine import MODES, SyncEngine, SyncInput, SyncOutcome, SyncSettings
-from airflow_hubspot_assoc.sync.state import DEFAULT_SETTLE_SECONDS, SyncState, run_key
+from airflow_hubspot_assoc.sync.state import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_SETTLE_SECONDS,
+    SyncState,
+    run_key,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -59,6 +64,9 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
         record); send nothing
     :param plan_path: apply exactly this plan (a dry run's ``planPath``) instead of reading the input;
         refused before any write when the state moved on since it was made (templated)
+    :param lease_seconds: how long the lease on ``state_path`` holds; a run renews it between its
+        creates and its removals, so it must outlast the longer phase (default 2 hours). A run that
+        died keeps other runs out until it expires (a retry of the same task takes it over at once)
     :param lease_settle_seconds: how long a run waits after writing its lease on ``state_path``
         before reading it back to see whether another run's write replaced it (see ``sync.state``);
         longer than the store's write latency
@@ -86,6 +94,7 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
         max_removal_ratio: float | None = 0.1,
         all_types: bool = False,
         plan_path: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
         lease_settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         **kwargs: Any,
     ) -> None:
@@ -122,6 +131,13 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
         self.max_removal_ratio = None if max_removal_ratio is None else float(max_removal_ratio)
         self.all_types = bool(all_types)
         self.plan_path = plan_path
+        if (
+            isinstance(lease_seconds, bool)
+            or not isinstance(lease_seconds, int | float)
+            or lease_seconds <= 0
+        ):
+            raise ValueError(f"lease_seconds must be a positive number of seconds, got {lease_seconds!r}")
+        self.lease_seconds = float(lease_seconds)
         self.lease_settle_seconds = lease_settle_seconds
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -143,7 +159,13 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
             if ti is not None
             else "no-task-instance"
         )
-        state = SyncState(state_path, owner, log=self.log, settle_seconds=self.lease_settle_seconds)  # type: ignore[arg-type]
+        state = SyncState(
+            state_path,
+            owner,
+            log=self.log,  # type: ignore[arg-type]
+            lease_seconds=self.lease_seconds,
+            settle_seconds=self.lease_settle_seconds,
+        )
         requested_at = utc_now_iso()
         source = None if self.plan_path else self._input(hook, from_type, to_type)
         if self.plan_path and (self.pairs is not None or self.pairs_path is not None):

@@ -102,3 +102,29 @@ def test_a_broken_pointer_is_reported(tmp_path):
     (tmp_path / "state.json").write_text('{"generation": 2}')
     with pytest.raises(HubSpotError, match="names no snapshot for generation 2"):
         state(tmp_path, "a").read_pointer()
+
+
+def test_the_operator_checks_its_lease_arguments():
+    from airflow_hubspot_assoc.operators.sync import SyncAssociationsOperator
+
+    common = dict(
+        task_id="s", from_object_type="contacts", to_object_type="companies", pairs=[], state_path="/tmp/s"
+    )
+    with pytest.raises(ValueError, match="lease_seconds must be a positive number of seconds, got 0"):
+        SyncAssociationsOperator(lease_seconds=0, **common)
+    with pytest.raises(ValueError, match="mode must be one of upsert, mirror, got 'both'"):
+        SyncAssociationsOperator(mode="both", **common)
+    with pytest.raises(ValueError, match="max_removal_ratio must be None or between 0 and 1, got 2"):
+        SyncAssociationsOperator(max_removal_ratio=2, **common)
+    with pytest.raises(ValueError, match=r"checkpoint_path .* is not used by a sync"):
+        SyncAssociationsOperator(checkpoint_path="/tmp/c", **common)
+    with pytest.raises(ValueError, match="cannot be a dry run too"):
+        SyncAssociationsOperator(plan_path="/tmp/p.json", dry_run=True, **common)
+    op = SyncAssociationsOperator(
+        task_id="apply",
+        from_object_type="contacts",
+        to_object_type="companies",
+        state_path="/s",
+        plan_path="/p",
+    )
+    assert op.pairs is None and op.pairs_path is None

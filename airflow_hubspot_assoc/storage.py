@@ -161,10 +161,15 @@ def replace_binary(path: str) -> Iterator[IO[bytes]]:
 
 
 @contextlib.contextmanager
-def open_binary(path: str) -> Iterator[IO[bytes]]:
-    """Open a file for reading bytes; ``FileNotFoundError`` when there is no such file."""
+def open_binary(path: str, *, block_size: int | None = None) -> Iterator[IO[bytes]]:
+    """Open a file for reading bytes; ``FileNotFoundError`` when there is no such file.
+
+    :param block_size: on object storage, the bytes fetched per request (the store's default, often
+        5 MiB, when None): small to read only a header.
+    """
     target = location(path)
-    with target.open("rb") as handle:
+    options = {"block_size": block_size} if block_size and not has_folders(target) else {}
+    with target.open("rb", **options) as handle:
         yield handle
 
 

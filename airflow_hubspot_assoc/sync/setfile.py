@@ -109,6 +109,11 @@ class SetWriter:
         self._file.write(np.ascontiguousarray(records, dtype=RECORD).tobytes())
         self._counts.append(int(records.size))
 
+    def abort(self) -> None:
+        """Give up: close and delete the unfinished file (a failure half-way leaves nothing behind)."""
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
     def close(self) -> tuple[Path, npt.NDArray[np.int64]]:
         """Finish the file. :return: its path and the count of each partition."""
         self._counts.extend([0] * (PARTITIONS - len(self._counts)))

@@ -27,6 +27,8 @@ MAGIC = b"HSSNAP01"
 _LENGTH = struct.Struct("<Q")
 #: A header is a few kilobytes; a bigger length means a damaged or foreign file.
 _MAX_HEADER = 2**20
+#: What ``read_snapshot_meta`` fetches per request from object storage: a header is a few kilobytes.
+_HEADER_READ = 64 * 2**10
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ def read_snapshot(location: str, workdir: Path) -> tuple[TripleSet, SnapshotMeta
 
 def read_snapshot_meta(location: str) -> SnapshotMeta:
     """The snapshot's meta, reading only its header. ``FileNotFoundError`` when it is absent."""
-    with storage.open_binary(location) as handle:
+    with storage.open_binary(location, block_size=_HEADER_READ) as handle:
         return SnapshotMeta.from_json(_read_header(handle, location)["meta"])
 
 

@@ -113,15 +113,25 @@ class TripleSet:
     def from_partitions(cls, workdir: Path, partitions: Iterable[Records]) -> TripleSet:
         """A set from its partitions in order, each sorted and free of duplicates (not checked)."""
         writer = setfile.SetWriter(workdir)
-        for records in partitions:
-            writer.add(records)
+        try:
+            for records in partitions:
+                writer.add(records)
+        except BaseException:
+            writer.abort()
+            raise
         path, _ = writer.close()
         return cls(path)
 
 
 class TripleSpool:
     """Collects triples (any order, duplicates allowed) into a temporary folder on local disk with
-    bounded memory."""
+    bounded memory.
+
+    ``memory_budget`` is what the buffer may take, spill included (``_BYTES_PER_BUFFERED`` a triple),
+    before it is written as a run; ``close()`` then needs one partition of the whole at a time.
+    Per triple, ``add`` is the slowest way in, ``add_many`` faster, and ``add_columns`` (numpy or
+    Arrow columns) the fastest: checked and packed in bulk.
+    """
 
     def __init__(self, workdir: Path, *, memory_budget: int = 256 * 2**20) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -196,16 +206,16 @@ class TripleSpool:
         self._check_open()
         self._spill()
         self._closed = True
-        writer = setfile.SetWriter(self._workdir)
         try:
-            for index in range(PARTITIONS):
-                pieces = [self._read_run(run, index) for run in self._runs]
-                merged = np.concatenate(pieces) if pieces else np.empty(0, dtype=RECORD)
-                writer.add(setfile.sort_unique(merged))
-            path, _ = writer.close()
+            return TripleSet.from_partitions(self._workdir, self._merged_partitions())
         finally:
             shutil.rmtree(self._folder, ignore_errors=True)
-        return TripleSet(path)
+
+    def _merged_partitions(self) -> Iterator[Records]:
+        for index in range(PARTITIONS):
+            pieces = [self._read_run(run, index) for run in self._runs]
+            merged = np.concatenate(pieces) if pieces else np.empty(0, dtype=RECORD)
+            yield setfile.sort_unique(merged)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -322,10 +332,15 @@ def diff(a: TripleSet, b: TripleSet, workdir: Path) -> Diff:
     """``a - b``, ``b - a`` and ``|a & b|`` in one pass (one search per partition serves both sides)."""
     only_a, only_b = setfile.SetWriter(workdir), setfile.SetWriter(workdir)
     common = 0
-    for index in range(PARTITIONS):
-        x, y = a.partition(index), b.partition(index)
-        x_in_y, y_in_x = _membership(x, y)
-        only_a.add(x[~x_in_y])
-        only_b.add(y[~y_in_x])
-        common += int(np.count_nonzero(x_in_y))
+    try:
+        for index in range(PARTITIONS):
+            x, y = a.partition(index), b.partition(index)
+            x_in_y, y_in_x = _membership(x, y)
+            only_a.add(x[~x_in_y])
+            only_b.add(y[~y_in_x])
+            common += int(np.count_nonzero(x_in_y))
+    except BaseException:
+        only_a.abort()
+        only_b.abort()
+        raise
     return Diff(TripleSet(only_a.close()[0]), TripleSet(only_b.close()[0]), common)

@@ -108,8 +108,10 @@ def test_damaged_and_foreign_files_are_refused(tmp_path):
         read_snapshot_meta(str(foreign))
     damaged = tmp_path / "damaged.bin"
     damaged.write_bytes(data[:-200] + bytes(b ^ 0xFF for b in data[-200:]))
+    work = tmp_path / "work"
     with pytest.raises(ValueError, match="damaged"):
-        read_snapshot(str(damaged), tmp_path)
+        read_snapshot(str(damaged), work)
+    assert list(work.iterdir()) == [], "the half-read set is deleted"
     huge_header = tmp_path / "huge.bin"
     huge_header.write_bytes(MAGIC + (2**40).to_bytes(8, "little"))
     with pytest.raises(ValueError, match="damaged"):

@@ -7,11 +7,10 @@ batch response where it can (``status``, ``requestedAt``, ``startedAt``, ``compl
 ``numErrors``, ``errors``) and adds the package's accounting. It never holds the input: XCom lives in
 Airflow's metadata database, so every list in it is bounded.
 
-The running counts of a load are :class:`airflow_hubspot_assoc.report.LoadReport`, which produces a
-record at the end. ``operation`` says which operator wrote a record (``create`` or ``archive``); it and
-the optional counts of other operators (``archived``, ``removed``, ``resolution``) appear in the JSON
-only when set, so a create record keeps its documented shape. An archive record counts its removed
-pairs in ``archived`` (``created`` stays 0) and samples them, with the types removed, in ``sample``.
+A load's running counts are ``report.LoadReport``, which makes the record. ``operation`` (the writer:
+``OPERATIONS``) and other operators' keys (``archived``, ``removed``, ``resolution``, a sync's
+``record_sync.SyncCounts``) appear in the JSON only when set, so a create record keeps its shape. An
+archive counts removed pairs in ``archived`` (``created`` 0) and samples them, types removed, in ``sample``.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from typing import Any
 
 from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType, type_set
 from airflow_hubspot_assoc.constants import BATCH_STATUSES as STATUSES
+from airflow_hubspot_assoc.record_sync import SyncCounts
 
 __all__ = [
     "DEFAULT_CATEGORY",
@@ -43,9 +43,11 @@ MAX_ERRORS = 50
 MAX_SAMPLE = 100
 #: Distinct type combinations a record lists in ``typesUsed``.
 MAX_TYPES = 20
-#: The operators that write records (later ones add theirs here) and what each did, for messages.
-PAST_TENSE = {"create": "created", "archive": "archived", "revert": "reverted"}
+#: The operators that write records and what each did, for messages.
+PAST_TENSE = {"create": "created", "archive": "archived", "revert": "reverted", "sync": "synced"}
 OPERATIONS = tuple(PAST_TENSE)
+#: Operations whose records count the pairs they took away in ``archived`` (asset events too).
+REMOVERS = ("archive", "revert")
 #: The category of a row's bare ``association_type_id`` when the record does not say.
 DEFAULT_CATEGORY = "HUBSPOT_DEFINED"
 #: Statuses whose record has a ``completedAt``.
@@ -110,13 +112,15 @@ class BatchRecord:
     resolution: Mapping[str, Any] | None = None
     #: A revert's pairs whose added types it removed, with those types (read back for absence).
     removed_sample: tuple[AssociationPair, ...] = ()
+    sync: SyncCounts | None = None  # a sync's own keys (``record_sync``); None for other operations
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"Batch record status must be one of {', '.join(STATUSES)}, got {self.status!r}")
-        if self.operation not in OPERATIONS:
+        if self.operation not in OPERATIONS or (self.operation == "sync") != (self.sync is not None):
             raise ValueError(
-                f"Batch record operation must be one of {', '.join(OPERATIONS)}, got {self.operation!r}"
+                f"Batch record operation must be one of {', '.join(OPERATIONS)} (sync counts exactly "
+                f"for sync), got {self.operation!r}{' with' if self.sync else ' without'} sync counts"
             )
         for name, items, bound in (
             ("errors", self.errors, MAX_ERRORS),
@@ -187,6 +191,7 @@ class BatchRecord:
             value["resolution"] = dict(self.resolution)
         if self.removed_sample:
             value["removedSample"] = [pair.as_dict() for pair in self.removed_sample]
+        value.update(self.sync.to_xcom() if self.sync is not None else {})
         return value
 
     @classmethod
@@ -233,7 +238,9 @@ class BatchRecord:
         resolution = raw.get("resolution")
         if resolution is not None and not isinstance(resolution, Mapping):
             raise ValueError(f"Batch record resolution must be an object, got {resolution!r}")
-        removed_sample = tuple(_sample_pair(item, None) for item in _list(raw, "removedSample"))
+        # A sync's removedSample is its own (``record_sync``); a revert's is read here.
+        is_sync = raw.get("operation") == "sync"
+        removed_sample = () if is_sync else tuple(_sample_pair(i, None) for i in _list(raw, "removedSample"))
         if removed_sample and raw.get("operation") != "revert":
             raise ValueError("Batch record removedSample belongs to a revert record (operation 'revert')")
         return cls(
@@ -274,6 +281,7 @@ class BatchRecord:
             ledger_path=ledger_path,
             resolution=None if resolution is None else dict(resolution),
             removed_sample=removed_sample,
+            sync=SyncCounts.from_xcom(raw) if raw.get("operation") == "sync" else None,
         )
 
     # -- questions the readers ask ------------------------------------------------------------------
@@ -307,6 +315,10 @@ class BatchRecord:
 
     def summary(self) -> str:
         """One line that accounts for every pair of the record."""
+        if self.sync is not None:
+            counts = (self.total, self.created, self.removed or 0, self.failed, self.invalid, self.duplicates)
+            calls = (self.requests, self.retries, self.throttled)
+            return f"{self.status}{' (dry run)' if self.dry_run else ''}: {self.sync.summary(counts, calls)}"
         return (
             f"{self.status}{' (dry run)' if self.dry_run else ''}: {self.total:,} pairs read, "
             f"{self.written:,} {PAST_TENSE[self.operation]}, {self.failed:,} failed, "
@@ -326,7 +338,8 @@ class BatchRecord:
             "dryRun": self.dry_run,
             "fromObjectType": self.from_type,
             "toObjectType": self.to_type,
-            **({"operation": self.operation, "archived": self.written} if self.operation != "create" else {}),
+            **({"operation": self.operation, "archived": self.written} if self.operation in REMOVERS else {}),
+            **({"operation": "sync", "removed": self.removed or 0} if self.sync is not None else {}),
         }
 
 

@@ -131,13 +131,15 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
         self._record: BatchRecord | None = None
         self._hook: HubSpotHook | None = None
         self._progress: ReadBack | None = None
+        #: A sync record's removed pairs, read back until they are gone.
+        self._gone: ReadBack | None = None
 
     # -- entry points -----------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
         """Check the record, then wait for the pairs in the worker or (deferrable) in the triggerer."""
         started = time.time()
         # Every try starts over: in reschedule and deferrable mode another worker may run the next one.
-        self._record, self._hook, self._progress = None, None, None
+        self._record, self._hook, self._progress, self._gone = None, None, None, None
         record = self._load_record()
         early = self._early_result(record)
         if early is not None:
@@ -147,6 +149,10 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
         if self._check(record):
             return self._result(record)
         progress = self._readback(record)
+        if self._gone is not None and not self._gone.done:
+            # The trigger waits for one kind of pair; a sync's removals are few and usually gone at once.
+            self.log.info("Not deferring: the sync's removed pairs are checked in the worker.")
+            return self._wait_in_worker(context)
         if progress.last_error is not None:
             self.log.warning(
                 "Not deferring: the first read-back failed (%s), so the pairs to hand to the trigger are "
@@ -254,7 +260,7 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
                 "HubSpot reported %s, so verify='none' has no status to trust: reading back the sample.",
                 record.status,
             )
-        if record.written == 0:
+        if record.written == 0 and not (record.sync and record.sync.removed_sample):
             self.log.info("The batch %s no associations: nothing to wait for.", PAST_TENSE[record.operation])
             return self._result(record, expected=0)
         return None
@@ -327,7 +333,7 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
         """Advance the read-back as far as one check goes; True when every expected pair is visible."""
         progress = self._readback(record)
         if progress.check(self._get_hook(record).read_associations):
-            return True
+            return self._removed_gone(record)
         if progress.last_error is not None:
             self.log.warning(
                 "Reading back failed for now, trying again at the next poke: %s", progress.last_error
@@ -335,6 +341,17 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
             return False
         sample = progress.missing_text(limit=3) if progress.pending else ""
         self.log.info("%s%s", progress.status_text(), f"; e.g. {sample}" if sample else "")
+        return False
+
+    def _removed_gone(self, record: BatchRecord) -> bool:
+        """A sync record: True once its sampled removed pairs no longer show the removed types."""
+        if record.sync is None or not record.sync.removed_sample:
+            return True
+        if self._gone is None:
+            self._gone = ReadBack(record.from_type, record.to_type, record.sync.removed_sample, absent=True)
+        if self._gone.check(self._get_hook(record).read_associations):
+            return True
+        self.log.info("Removed pairs: %s", self._gone.status_text())
         return False
 
     def _get_hook(self, record: BatchRecord) -> HubSpotHook:

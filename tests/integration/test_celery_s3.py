@@ -1,0 +1,311 @@
+"""End to end on the CeleryExecutor with everything on S3: two workers share one HubSpot app, one dies.
+
+The parts are real: PostgreSQL (metadata database and Celery result backend), Redis (the broker),
+Airflow's api-server, scheduler and dag-processor, two ``airflow celery worker`` processes with separate
+folders (cwd, TMPDIR, task logs), ``moto`` as the S3 API reached through ``ObjectStoragePath`` and the
+``aws_default`` connection, and the HubSpot stand-in with HubSpot's limit (R = 100 requests per 10 s)
+and latency. See ``celery_cluster.py`` for how they are started and stopped.
+
+Phase 1, the load: an 8-part CSV export on S3, one mapped create task per part (checkpoints and failed
+pairs on S3, all in one pool), the mapped sensor after it. Once all eight load at once, the stand-in's
+request log over a measurement window gives the aggregate throughput (against R x B / 10 s) and the
+share of 429s; then one worker gets SIGKILL with its process group and its task processes, mid-load,
+with checkpoints on S3. The scheduler notices the missing heartbeats, Airflow retries those tasks, the
+surviving worker runs them and they resume from the checkpoints on S3. The rate is measured before the
+kill, so the kill cannot perturb it, and the kill still lands mid-load.
+
+Phase 2, a sync run with its state on S3, is to follow here once the sync operator (issue 15) exists:
+it gets a DAG of its own in the same cluster, after ``check_load``.
+
+The figures go to stdout (shown with ``-rA``) and to ``test-artifacts/celery_s3.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_hubspot_assoc.testing import HubSpotStandIn, LatencyConfig, RateLimitConfig, StandInConfig
+from tests.integration.airflow_cluster import AirflowCluster, ClusterError
+from tests.integration.celery_cluster import CeleryWorker, celery_cluster
+from tests.integration.reliability_support import (
+    API_ENDPOINTS,
+    WRITE_ENDPOINTS,
+    Expectation,
+    expectation,
+    write_pairs_csv,
+)
+from tests.s3_server import CONN_ID, S3Server, moto_s3_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(720)]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+DAG_ID = "celery_s3_load"
+RUN_ID = "celery_s3_load_1"
+BUCKET = "celery-e2e"
+POOL, POOL_SLOTS = "hubspot_app", 8
+PARTS, PER_PART, BATCH_SIZE = 8, 600, 10
+RATE, WINDOW_S = 100, 10.0
+CEILING = RATE * BATCH_SIZE / WINDOW_S  # pairs per second one app can get through
+#: All eight tasks must have been loading this long before the kill: the throughput window.
+MEASURE_S = 20.0
+#: From "every task is running" to "every task is sending" (reading its part and validating it).
+SETTLE_S = 3.0
+HEARTBEAT_TIMEOUT_S = 20
+OK_WRITE = frozenset({200, 201, 207})
+
+
+def url(key: str) -> str:
+    return f"s3://{CONN_ID}@{BUCKET}/{key}"
+
+
+def dag_source() -> str:
+    parts = [url(f"in/part-{n:05d}.csv") for n in range(PARTS)]
+    failed, checkpoints = url("state/failed/{map_index}.jsonl"), url("state/checkpoints")
+    return textwrap.dedent(
+        f'''
+        """Celery + S3 e2e: a sharded export on S3, one mapped create per part, then mapped sensors."""
+
+        from __future__ import annotations
+
+        from datetime import timedelta
+
+        import pendulum
+        from airflow.sdk import DAG
+
+        from airflow_hubspot_assoc.operators.associations import BatchCreateAssociationsOperator
+        from airflow_hubspot_assoc.sensors.associations import HubSpotBatchStatusSensor
+
+        with DAG(
+            "{DAG_ID}",
+            schedule=None,
+            start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+            catchup=False,
+            max_active_tasks=16,
+            tags=["e2e"],
+        ):
+            create = BatchCreateAssociationsOperator.partial(
+                task_id="create",
+                from_object_type="contacts",
+                to_object_type="companies",
+                association_type_id=279,
+                batch_size={BATCH_SIZE},
+                max_failed_ratio=0.2,
+                failed_pairs_path="{failed}",
+                checkpoint_path="{checkpoints}",
+                pool="{POOL}",
+                retries=2,
+                retry_delay=timedelta(seconds=2),
+            ).expand(pairs_path={parts!r})
+            HubSpotBatchStatusSensor.partial(
+                task_id="confirm",
+                verify="all",
+                poke_interval=2,
+                timeout=300,
+                pool="{POOL}",
+            ).expand(batch=create.output)
+        '''
+    )
+
+
+def upload_export(s3: S3Server, folder: Path, hs: HubSpotStandIn) -> list[Expectation]:
+    """Write the seeded parts, upload them to S3; return what each must end with."""
+    s3.create_bucket(BUCKET)
+    expected = []
+    for part in range(PARTS):
+        local = write_pairs_csv(
+            folder / f"part-{part:05d}.csv", PER_PART, seed=part, from_base=(part + 1) * 10**7
+        )
+        s3.write(BUCKET, f"in/part-{part:05d}.csv", local.path.read_text())
+        expected.append(expectation(hs, local))
+    return expected
+
+
+def running_on(workers: list[CeleryWorker], task_id: str = "create") -> dict[str, set[int]]:
+    """Which map indexes each worker has started a first try of (from the task logs in its folder)."""
+    return {
+        w.name: {index for index, attempt in w.task_logs(DAG_ID, RUN_ID, task_id) if attempt == 1}
+        for w in workers
+    }
+
+
+def load_until_kill(
+    cluster: AirflowCluster, workers: list[CeleryWorker], s3: S3Server, deadline: float
+) -> dict[str, Any]:
+    """Wait until all parts load on both workers, measure for ``MEASURE_S``, then SIGKILL one worker
+    that has a task with a checkpoint on S3. Return the window and what was killed."""
+    window_start = None
+    while time.monotonic() < deadline:
+        cluster.check_alive()
+        states = cluster.task_states(DAG_ID, RUN_ID)
+        creates = [states.get(f"create[{i}]") for i in range(PARTS)]
+        if any(state in ("success", "failed", "up_for_retry") for state in creates):
+            raise ClusterError(f"a part ended before the kill: {states}")
+        on = running_on(workers)
+        if window_start is None and creates.count("running") == PARTS and all(on.values()):
+            window_start = time.time() + SETTLE_S
+        if window_start is not None and time.time() >= window_start + MEASURE_S:
+            saved = {
+                int(key.split("/map_")[1].split("/")[0])
+                for key in s3.keys(BUCKET, "state/checkpoints/")
+                if key.endswith("state.json")
+            }
+            for victim in workers:
+                if on[victim.name] & saved:
+                    killed = victim.kill()
+                    return {
+                        "window": (window_start, victim.killed_at),
+                        "victim": victim.name,
+                        "victim_tasks": sorted(on[victim.name]),
+                        "checkpointed_at_kill": sorted(on[victim.name] & saved),
+                        "processes_killed": killed,
+                        "placement": {name: sorted(indexes) for name, indexes in on.items()},
+                    }
+        time.sleep(0.5)
+    raise ClusterError("the load never ran on both workers with a checkpoint on S3")
+
+
+def rate_figures(hs: HubSpotStandIn, start: float, end: float) -> dict[str, Any]:
+    """Aggregate throughput (pairs HubSpot processed, against R x B / 10 s) and 429 share in a window."""
+    inside = [r for r in hs.requests if r.endpoint in API_ENDPOINTS and start <= r.finished <= end]
+    processed = sum(r.n_inputs for r in inside if r.endpoint in WRITE_ENDPOINTS and r.status in OK_WRITE)
+    answered_429 = sum(1 for r in inside if r.status == 429)
+    seconds = end - start
+    return {
+        "window_s": round(seconds, 1),
+        "pairs_per_s": round(processed / seconds, 1),
+        "ceiling_pairs_per_s": CEILING,
+        "aggregate_pct": round(100 * processed / seconds / CEILING, 1),
+        "requests": len(inside),
+        "answered_429": answered_429,
+        "pct_429": round(100 * answered_429 / len(inside), 2) if inside else 0.0,
+    }
+
+
+def files_outside_logs(worker: CeleryWorker) -> list[str]:
+    """What a worker left on its disk besides task logs and its own pid and log files."""
+    own = {worker.folder / "worker.log", worker.folder / "pid"}
+    return sorted(
+        str(p.relative_to(worker.folder))
+        for p in worker.folder.rglob("*")
+        if p.is_file() and p not in own and worker.log_folder not in p.parents
+    )
+
+
+def check_load(
+    cluster: AirflowCluster,
+    workers: list[CeleryWorker],
+    s3: S3Server,
+    hs: HubSpotStandIn,
+    expected: list[Expectation],
+    kill: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything a correct recovery must end with; return the resume figures."""
+
+    def context() -> str:
+        parts = [f"\nkill: {kill}\nstand-in: {hs.stats.to_dict()}", cluster.diagnostics(DAG_ID, RUN_ID)]
+        parts += [w.diagnostics() for w in workers]
+        for worker in workers:
+            for (index, attempt), path in sorted(worker.task_logs(DAG_ID, RUN_ID, "create").items()):
+                text = path.read_text(errors="replace")[-3000:]
+                parts.append(f"===== {worker.name} create[{index}] try {attempt} =====\n{text}")
+        return "\n".join(parts)
+
+    states = cluster.task_states(DAG_ID, RUN_ID)
+    assert set(states.values()) == {"success"} and len(states) == 2 * PARTS, f"{states}{context()}"
+    survivor = next(w for w in workers if w.name != kill["victim"])
+    survivor_logs = survivor.task_logs(DAG_ID, RUN_ID, "create")
+    tries = {
+        ti["map_index"]: ti["try_number"]
+        for ti in cluster.task_instances(DAG_ID, RUN_ID)
+        if ti["task_id"] == "create"
+    }
+    resumed: dict[int, int] = {}
+    for index in kill["victim_tasks"]:
+        assert tries[index] >= 2, f"create[{index}] was not retried: {tries}{context()}"
+        retry_log = survivor_logs.get((index, tries[index]))
+        assert retry_log is not None, f"create[{index}]'s retry did not run on {survivor.name}{context()}"
+        record = cluster.xcom(DAG_ID, RUN_ID, "create", map_index=index)
+        if index in kill["checkpointed_at_kill"]:
+            assert "Resuming from the checkpoint" in retry_log.read_text(errors="replace"), context()
+            assert record["resumed"] is True and record["resumedSkipped"] > 0, f"{record}{context()}"
+            resumed[index] = record["resumedSkipped"]
+    for index in set(range(PARTS)) - set(kill["victim_tasks"]):
+        assert tries[index] == 1, f"create[{index}] on the surviving worker was retried: {tries}{context()}"
+
+    stored = hs.associations("contacts", "companies")
+    assert stored == set().union(*(e.stored for e in expected)), context()
+    for index, part in enumerate(expected):
+        entries = [json.loads(x) for x in s3.read(BUCKET, f"state/failed/{index}.jsonl").splitlines()]
+        got = [(e["from_id"], e["to_id"], e["line"]) for e in entries]
+        assert len(got) == len(set(got)) and set(got) == part.failed, f"part {index}{context()}"
+        assert all(e["category"] == "VALIDATION_ERROR" for e in entries), context()
+        record = cluster.xcom(DAG_ID, RUN_ID, "create", map_index=index)
+        assert (record["created"], record["failed"]) == (len(part.stored), len(part.failed)), context()
+        confirmed = cluster.xcom(DAG_ID, RUN_ID, "confirm", map_index=index)
+        assert confirmed["status"] == "CONFIRMED", f"confirm[{index}]: {confirmed}{context()}"
+    assert sum(len(e.failed) for e in expected) > 0, "no failed pair was exercised"
+    assert s3.keys(BUCKET, "state/checkpoints/") == [], f"checkpoints left on S3{context()}"
+    for worker in workers:
+        assert files_outside_logs(worker) == [], f"{worker.name} wrote to its disk{context()}"
+    return {"retried": sorted(kill["victim_tasks"]), "resumed_rows_skipped": resumed}
+
+
+def test_celery_workers_share_the_limit_and_a_killed_worker_s_tasks_resume_from_s3(tmp_path):
+    started = time.monotonic()
+    config = StandInConfig(
+        seed=5,
+        missing_ratio=0.01,
+        rate_limit=RateLimitConfig(max_requests=RATE, interval_ms=int(WINDOW_S * 1000)),
+        latency=LatencyConfig(base_ms=150, jitter_ms=50),
+        request_log_size=200_000,
+    )
+    with HubSpotStandIn(config) as hs, moto_s3_server() as s3:
+        expected = upload_export(s3, tmp_path, hs)
+        env = {
+            "AIRFLOW_CONN_HUBSPOT_DEFAULT": hs.connection_uri(),
+            "AIRFLOW_CONN_AWS_DEFAULT": s3.connection_json(),
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+        }
+        with celery_cluster(dags={f"{DAG_ID}.py": dag_source()}, env=env, pools={POOL: POOL_SLOTS}) as (
+            cluster,
+            workers,
+        ):
+            cluster_up = time.monotonic()
+            cluster.wait_for_dag(DAG_ID)
+            cluster.unpause(DAG_ID)
+            hs.reset_stats()
+            cluster.trigger(DAG_ID, run_id=RUN_ID)
+            triggered = time.monotonic()
+            kill = load_until_kill(cluster, workers, s3, deadline=time.monotonic() + 240)
+            killed = time.monotonic()
+            state = cluster.wait_for_run(DAG_ID, RUN_ID, timeout=300)
+            finished = time.monotonic()
+            assert state == "success", f"run {state}\n{cluster.diagnostics(DAG_ID, RUN_ID)}"
+            rate = rate_figures(hs, *kill["window"])
+            resume = check_load(cluster, workers, s3, hs, expected, kill)
+            # Phase 2 (issue 15's sync run with its state on S3) goes here.
+    figures = {
+        **rate,
+        "answered_429_whole_run": sum(1 for r in hs.requests if r.status == 429),
+        "requests_whole_run": sum(1 for r in hs.requests if r.endpoint in API_ENDPOINTS),
+        "victim": kill["victim"],
+        "placement": kill["placement"],
+        "processes_killed": kill["processes_killed"],
+        **resume,
+        "recovered_s": round(finished - killed, 1),
+        "run_s": round(finished - triggered, 1),
+        "cluster_start_s": round(cluster_up - started, 1),
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "celery_s3.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"\ncelery_s3 figures: {json.dumps(figures)}")
+    assert rate["aggregate_pct"] >= 90.0, f"aggregate below 90% of R x B / 10 s: {figures}"
+    assert rate["pct_429"] <= 1.0, f"more than 1% of requests answered 429: {figures}"

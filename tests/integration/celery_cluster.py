@@ -289,13 +289,18 @@ def celery_cluster(
             cluster.airflow("pools", "set", name, str(slots), f"{name} (e2e)")
         root = Path(tempfile.mkdtemp(prefix="celery-workers-"))
         started = [CeleryWorker(name, root / name) for name in workers]
+        failed = True
         try:
             for worker in started:
                 worker.start(cluster.env, concurrency)
             for worker in started:
                 worker.wait_ready()
             yield cluster, started
+            failed = False
         finally:
             for worker in started:
                 worker.stop()
-            shutil.rmtree(root, ignore_errors=True)
+            if failed:
+                sys.stderr.write(f"Celery workers' folders kept for debugging: {root}\n")
+            else:
+                shutil.rmtree(root, ignore_errors=True)

@@ -188,12 +188,14 @@ def rate_figures(hs: HubSpotStandIn, start: float, end: float) -> dict[str, Any]
 
 
 def files_outside_logs(worker: CeleryWorker) -> list[str]:
-    """What a worker left on its disk besides task logs and its own pid and log files."""
+    """What a worker left on its disk besides task logs, its own log file and the rate limiter's peer
+    board (empty files named by process, in TMPDIR, that only processes of this worker read)."""
     own = {worker.folder / "worker.log", worker.folder / "pid"}
+    board = worker.tmp / "airflow-hubspot-assoc-peers"
     return sorted(
         str(p.relative_to(worker.folder))
         for p in worker.folder.rglob("*")
-        if p.is_file() and p not in own and worker.log_folder not in p.parents
+        if p.is_file() and p not in own and worker.log_folder not in p.parents and board not in p.parents
     )
 
 
@@ -231,6 +233,7 @@ def check_load(
         retry_log = survivor_logs.get((index, tries[index]))
         assert retry_log is not None, f"create[{index}]'s retry did not run on {survivor.name}{context()}"
         record = cluster.xcom(DAG_ID, RUN_ID, "create", map_index=index)
+        assert record["source"]["path"] == url(f"in/part-{index:05d}.csv"), f"{index}: {record}"
         if index in kill["checkpointed_at_kill"]:
             assert "Resuming from the checkpoint" in retry_log.read_text(errors="replace"), context()
             assert record["resumed"] is True and record["resumedSkipped"] > 0, f"{record}{context()}"

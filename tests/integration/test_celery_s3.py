@@ -22,6 +22,7 @@ The figures go to stdout (shown with ``-rA``) and to ``test-artifacts/celery_s3.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import textwrap
 import time
@@ -54,8 +55,10 @@ RATE, WINDOW_S = 100, 10.0
 CEILING = RATE * BATCH_SIZE / WINDOW_S  # pairs per second one app can get through
 #: All eight tasks must have been loading this long before the kill: the throughput window.
 MEASURE_S = 20.0
-#: From "every task is running" to "every task is sending" (reading its part and validating it).
-SETTLE_S = 3.0
+#: What a try logs once it has read and validated its part, right before its first write.
+SENDING = "before sending anything"
+#: After the last part started sending, so that every part has requests out.
+SETTLE_S = 1.0
 HEARTBEAT_TIMEOUT_S = 20
 OK_WRITE = frozenset({200, 201, 207})
 
@@ -126,45 +129,58 @@ def upload_export(s3: S3Server, folder: Path, hs: HubSpotStandIn) -> list[Expect
     return expected
 
 
-def running_on(workers: list[CeleryWorker], task_id: str = "create") -> dict[str, set[int]]:
-    """Which map indexes each worker has started a first try of (from the task logs in its folder)."""
+def first_tries(workers: list[CeleryWorker]) -> dict[str, dict[int, Path]]:
+    """Each worker's first tries of ``create``: map index -> task log (in the worker's own folder)."""
     return {
-        w.name: {index for index, attempt in w.task_logs(DAG_ID, RUN_ID, task_id) if attempt == 1}
+        w.name: {
+            index: path
+            for (index, attempt), path in w.task_logs(DAG_ID, RUN_ID, "create").items()
+            if attempt == 1
+        }
         for w in workers
     }
+
+
+def committed_rows(s3: S3Server) -> dict[int, int]:
+    """Map index -> rows its checkpoint on S3 says are confirmed (tasks without one are left out)."""
+    rows = {}
+    for key in s3.keys(BUCKET, "state/checkpoints/"):
+        if key.endswith("/state.json"):
+            with contextlib.suppress(ValueError, KeyError):  # replaced while read
+                rows[int(key.split("/map_")[1].split("/")[0])] = int(json.loads(s3.read(BUCKET, key))["rows"])
+    return rows
 
 
 def load_until_kill(
     cluster: AirflowCluster, workers: list[CeleryWorker], s3: S3Server, deadline: float
 ) -> dict[str, Any]:
-    """Wait until all parts load on both workers, measure for ``MEASURE_S``, then SIGKILL one worker
-    that has a task with a checkpoint on S3. Return the window and what was killed."""
+    """Wait until every part is sending (its first try logged the end of validation), measure for
+    ``MEASURE_S``, then SIGKILL a worker one of whose tasks has confirmed rows in its checkpoint on S3.
+    Return the measurement window and what was killed."""
     window_start = None
     while time.monotonic() < deadline:
         cluster.check_alive()
-        states = cluster.task_states(DAG_ID, RUN_ID)
-        creates = [states.get(f"create[{i}]") for i in range(PARTS)]
-        if any(state in ("success", "failed", "up_for_retry") for state in creates):
-            raise ClusterError(f"a part ended before the kill: {states}")
-        on = running_on(workers)
-        if window_start is None and creates.count("running") == PARTS and all(on.values()):
-            window_start = time.time() + SETTLE_S
-        if window_start is not None and time.time() >= window_start + MEASURE_S:
-            saved = {
-                int(key.split("/map_")[1].split("/")[0])
-                for key in s3.keys(BUCKET, "state/checkpoints/")
-                if key.endswith("state.json")
-            }
+        tries = first_tries(workers)
+        if window_start is None:
+            sending = [i for logs in tries.values() for i, p in logs.items() if SENDING in p.read_text()]
+            if len(sending) == PARTS:
+                window_start = time.time() + SETTLE_S
+        elif time.time() >= window_start + MEASURE_S:
+            states = cluster.task_states(DAG_ID, RUN_ID)
+            ended = [k for k, v in states.items() if k.startswith("create") and v != "running"]
+            if ended:
+                raise ClusterError(f"parts ended before the kill, make them longer: {states}")
+            saved = {index for index, rows in committed_rows(s3).items() if rows > 0}
             for victim in workers:
-                if on[victim.name] & saved:
+                if set(tries[victim.name]) & saved:
                     killed = victim.kill()
                     return {
                         "window": (window_start, victim.killed_at),
                         "victim": victim.name,
-                        "victim_tasks": sorted(on[victim.name]),
-                        "checkpointed_at_kill": sorted(on[victim.name] & saved),
+                        "victim_tasks": sorted(tries[victim.name]),
+                        "checkpointed_at_kill": sorted(set(tries[victim.name]) & saved),
                         "processes_killed": killed,
-                        "placement": {name: sorted(indexes) for name, indexes in on.items()},
+                        "placement": {name: sorted(logs) for name, logs in tries.items()},
                     }
         time.sleep(0.5)
     raise ClusterError("the load never ran on both workers with a checkpoint on S3")

@@ -7,7 +7,7 @@ folders (cwd, TMPDIR, task logs), ``moto`` as the S3 API reached through ``Objec
 and latency. See ``celery_cluster.py`` for how they are started and stopped.
 
 Phase 1, the load: an 8-part CSV export on S3, one mapped create task per part (checkpoints and failed
-pairs on S3, all in one pool), the mapped sensor after it. Once all eight load at once, the stand-in's
+pairs on S3, all in one pool), the mapped sensor after it. Once both workers load, the stand-in's
 request log over a measurement window gives the aggregate throughput (against R x B / 10 s) and the
 share of 429s; then one worker gets SIGKILL with its process group and its task processes, mid-load,
 with checkpoints on S3. The scheduler notices the missing heartbeats, Airflow retries those tasks, the
@@ -57,6 +57,8 @@ CEILING = RATE * BATCH_SIZE / WINDOW_S  # pairs per second one app can get throu
 MEASURE_S = 20.0
 #: What a try logs once it has read and validated its part, right before its first write.
 SENDING = "before sending anything"
+#: What a try's closing summary line holds (``COMPLETE: 600 pairs read, ...; N throttled (429)``).
+SUMMARY = "pairs read,"
 #: After the second worker started sending, so that both have requests out.
 SETTLE_S = 1.0
 HEARTBEAT_TIMEOUT_S = 20
@@ -198,7 +200,12 @@ def rate_figures(hs: HubSpotStandIn, start: float, end: float) -> dict[str, Any]
     processed = sum(r.n_inputs for r in inside if r.endpoint in WRITE_ENDPOINTS and r.status in OK_WRITE)
     answered_429 = sum(1 for r in inside if r.status == 429)
     seconds = end - start
+    by_endpoint: dict[str, int] = {}
+    for r in inside:
+        if r.status == 429:
+            by_endpoint[r.endpoint] = by_endpoint.get(r.endpoint, 0) + 1
     return {
+        "answered_429_by_endpoint": by_endpoint,
         "window_s": round(seconds, 1),
         "pairs_per_s": round(processed / seconds, 1),
         "ceiling_pairs_per_s": CEILING,
@@ -207,6 +214,17 @@ def rate_figures(hs: HubSpotStandIn, start: float, end: float) -> dict[str, Any]
         "answered_429": answered_429,
         "pct_429": round(100 * answered_429 / len(inside), 2) if inside else 0.0,
     }
+
+
+def try_summaries(workers: list[CeleryWorker]) -> list[str]:
+    """Each create try's closing summary line (counts, requests, 429s it saw), by worker."""
+    found = []
+    for worker in workers:
+        for (index, attempt), path in sorted(worker.task_logs(DAG_ID, RUN_ID, "create").items()):
+            lines = [line for line in path.read_text(errors="replace").splitlines() if SUMMARY in line]
+            event = json.loads(lines[-1]).get("event", "") if lines else "(no summary: killed)"
+            found.append(f"{worker.name} create[{index}] try {attempt}: {event}")
+    return found
 
 
 def files_outside_logs(worker: CeleryWorker) -> list[str]:
@@ -316,21 +334,23 @@ def test_celery_workers_share_the_limit_and_a_killed_worker_s_tasks_resume_from_
             rate = rate_figures(hs, *kill["window"])
             resume = check_load(cluster, workers, s3, hs, expected, kill)
             # Phase 2 (issue 15's sync run with its state on S3) goes here.
-    figures = {
-        **rate,
-        "answered_429_whole_run": sum(1 for r in hs.requests if r.status == 429),
-        "requests_whole_run": sum(1 for r in hs.requests if r.endpoint in API_ENDPOINTS),
-        "victim": kill["victim"],
-        "placement": kill["placement"],
-        "processes_killed": kill["processes_killed"],
-        **resume,
-        "recovered_s": round(finished - killed, 1),
-        "run_s": round(finished - triggered, 1),
-        "cluster_start_s": round(cluster_up - started, 1),
-        "wall_s": round(time.monotonic() - started, 1),
-    }
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "celery_s3.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"\ncelery_s3 figures: {json.dumps(figures)}")
-    assert rate["aggregate_pct"] >= 90.0, f"aggregate below 90% of R x B / 10 s: {figures}"
-    assert rate["pct_429"] <= 1.0, f"more than 1% of requests answered 429: {figures}"
+            figures = {
+                **rate,
+                "answered_429_whole_run": sum(1 for r in hs.requests if r.status == 429),
+                "requests_whole_run": sum(1 for r in hs.requests if r.endpoint in API_ENDPOINTS),
+                "victim": kill["victim"],
+                "placement": kill["placement"],
+                "processes_killed": kill["processes_killed"],
+                **resume,
+                "recovered_s": round(finished - killed, 1),
+                "run_s": round(finished - triggered, 1),
+                "cluster_start_s": round(cluster_up - started, 1),
+                "wall_s_before_teardown": round(time.monotonic() - started, 1),
+                "tries": try_summaries(workers),
+            }
+            ARTIFACTS.mkdir(exist_ok=True)
+            (ARTIFACTS / "celery_s3.json").write_text(json.dumps(figures, indent=2) + "\n")
+            print(f"\ncelery_s3 figures: {json.dumps(figures)}")
+            # Inside the cluster's block, so that a failure keeps the workers' folders for debugging.
+            assert rate["aggregate_pct"] >= 90.0, f"aggregate below 90% of R x B / 10 s: {figures}"
+            assert rate["pct_429"] <= 1.0, f"more than 1% of requests answered 429: {figures}"

@@ -7,7 +7,7 @@ folders (cwd, TMPDIR, task logs), ``moto`` as the S3 API reached through ``Objec
 and latency. See ``celery_cluster.py`` for how they are started and stopped.
 
 Phase 1, the load: an 8-part CSV export on S3, one mapped create task per part (checkpoints and failed
-pairs on S3, all in one pool), the mapped sensor after it. Once both workers load, the stand-in's
+pairs on S3, all in one pool), the mapped sensor after it. Once every part sends, the stand-in's
 request log over a measurement window gives the aggregate throughput (against R x B / 10 s) and the
 share of 429s; then one worker gets SIGKILL with its process group and its task processes, mid-load,
 with checkpoints on S3. The scheduler notices the missing heartbeats, Airflow retries those tasks, the
@@ -303,7 +303,10 @@ def check_load(
     return {"retried": sorted(kill["victim_tasks"]), "resumed_rows_skipped": resumed}
 
 
-def test_celery_workers_share_the_limit_and_a_killed_worker_s_tasks_resume_from_s3(tmp_path):
+@pytest.fixture(scope="module")
+def celery_load(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Run the load once (the cluster takes a minute to start) for the tests below; keep what they
+    check: the recovery's outcome (its assertion message, if it failed) and the figures."""
     started = time.monotonic()
     config = StandInConfig(
         seed=5,
@@ -313,7 +316,7 @@ def test_celery_workers_share_the_limit_and_a_killed_worker_s_tasks_resume_from_
         request_log_size=200_000,
     )
     with HubSpotStandIn(config) as hs, moto_s3_server() as s3:
-        expected = upload_export(s3, tmp_path, hs)
+        expected = upload_export(s3, tmp_path_factory.mktemp("export"), hs)
         env = {
             "AIRFLOW_CONN_HUBSPOT_DEFAULT": hs.connection_uri(),
             "AIRFLOW_CONN_AWS_DEFAULT": s3.connection_json(),
@@ -330,13 +333,18 @@ def test_celery_workers_share_the_limit_and_a_killed_worker_s_tasks_resume_from_
             hs.reset_stats()
             cluster.trigger(DAG_ID, run_id=RUN_ID)
             triggered = time.monotonic()
-            kill = load_until_kill(cluster, workers, s3, deadline=time.monotonic() + 240)
+            kill = load_until_kill(cluster, workers, s3, deadline=time.monotonic() + 300)
             killed = time.monotonic()
             state = cluster.wait_for_run(DAG_ID, RUN_ID, timeout=300)
             finished = time.monotonic()
-            assert state == "success", f"run {state}\n{cluster.diagnostics(DAG_ID, RUN_ID)}"
             rate = rate_figures(hs, *kill["window"])
-            resume = check_load(cluster, workers, s3, hs, expected, kill)
+            recovery_error = None
+            resume: dict[str, Any] = {}
+            try:
+                assert state == "success", f"run {state}\n{cluster.diagnostics(DAG_ID, RUN_ID)}"
+                resume = check_load(cluster, workers, s3, hs, expected, kill)
+            except AssertionError as err:
+                recovery_error = str(err)
             # Phase 2 (issue 15's sync run with its state on S3) goes here.
             figures = {
                 **rate,
@@ -352,9 +360,20 @@ def test_celery_workers_share_the_limit_and_a_killed_worker_s_tasks_resume_from_
                 "wall_s_before_teardown": round(time.monotonic() - started, 1),
                 "tries": try_summaries(workers),
             }
-            ARTIFACTS.mkdir(exist_ok=True)
-            (ARTIFACTS / "celery_s3.json").write_text(json.dumps(figures, indent=2) + "\n")
-            print(f"\ncelery_s3 figures: {json.dumps(figures)}")
-            # Inside the cluster's block, so that a failure keeps the workers' folders for debugging.
-            assert rate["aggregate_pct"] >= 90.0, f"aggregate below 90% of R x B / 10 s: {figures}"
-            assert rate["pct_429"] <= 1.0, f"more than 1% of requests answered 429: {figures}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "celery_s3.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"\ncelery_s3 figures: {json.dumps(figures)}")
+    return {"figures": figures, "recovery_error": recovery_error, "rate": rate}
+
+
+def test_a_killed_worker_s_tasks_are_retried_on_the_other_and_resume_from_s3(celery_load):
+    assert celery_load["recovery_error"] is None, celery_load["recovery_error"]
+    figures = celery_load["figures"]
+    assert figures["resumed_rows_skipped"], f"no retried task resumed from a checkpoint: {figures}"
+
+
+def test_both_workers_share_one_app_s_limit(celery_load):
+    """While both workers load: at least 90% of R x B / 10 s in aggregate, at most 1% of 429s."""
+    rate, figures = celery_load["rate"], celery_load["figures"]
+    assert rate["aggregate_pct"] >= 90.0, f"aggregate below 90% of R x B / 10 s: {figures}"
+    assert rate["pct_429"] <= 1.0, f"more than 1% of requests answered 429: {figures}"

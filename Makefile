@@ -35,7 +35,16 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
-test: $(STAMP) $(CHROMIUM)
+# The Celery end-to-end test (tests/integration/test_celery_s3.py) starts Debian's Redis as the broker
+# and PostgreSQL as the metadata database (Celery needs one that several processes write at once).
+REDIS_SERVER ?= /usr/bin/redis-server
+PG_CTLCLUSTER ?= /usr/bin/pg_ctlcluster
+
+$(REDIS_SERVER) $(PG_CTLCLUSTER):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null
+
+test: $(STAMP) $(CHROMIUM) $(REDIS_SERVER) $(PG_CTLCLUSTER)
 	$(BIN)/python -m playwright --version >/dev/null
 	$(BIN)/ruff check airflow_hubspot_assoc tests example_dags benchmarks demo
 	$(BIN)/mypy

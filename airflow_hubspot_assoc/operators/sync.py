@@ -22,7 +22,8 @@ from airflow_hubspot_assoc.operators.associations import BatchCreateAssociations
 from airflow_hubspot_assoc.operators.base import _object_type
 from airflow_hubspot_assoc.operators.outputs import key_resolver
 from airflow_hubspot_assoc.record import MAX_ERRORS, MAX_SAMPLE, BatchRecord, utc_now_iso
-from airflow_hubspot_assoc.record_sync import MAX_REMOVED_SAMPLE, SyncCounts
+from airflow_hubspot_assoc.record_parse import split_samples
+from airflow_hubspot_assoc.record_sync import SyncCounts
 from airflow_hubspot_assoc.report import _sample_pair
 from airflow_hubspot_assoc.storage import describe_connection
 from airflow_hubspot_assoc.sync.apply import LoadSetup
@@ -238,8 +239,12 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
             for name, n in report.statuses.items():
                 statuses[name] = statuses.get(name, 0) + n
         errors = [error for report in reports for error in report.errors][:MAX_ERRORS]
-        sample = [entry for report in reports[:1] for entry in report.sample][:MAX_SAMPLE]
-        removed = [entry for report in reports[1:] for entry in report.sample]
+        # Both samples share the record's bound (the revert's rule): half each when both have more.
+        removed, sample = split_samples(
+            [_sample_pair(entry) for report in reports[1:] for entry in report.sample],
+            [_sample_pair(entry) for report in reports[:1] for entry in report.sample],
+            MAX_SAMPLE,
+        )
         types = tuple(dict.fromkeys(combo for report in reports for combo in report.types))[:20]
         counts = plan.input_counts
         return BatchRecord(
@@ -265,7 +270,8 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
             errors=tuple(errors),
             failed_pairs_path=outcome.failed_pairs_path,
             source=self._source(),
-            sample=tuple(_sample_pair(entry) for entry in sample),
+            sample=sample,
+            removed_sample=removed,
             resumed=outcome.resumed,
             resumed_skipped=outcome.resumed_skipped,
             default_types=None,
@@ -278,7 +284,6 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
                 reconciled=plan.reconciled,
                 plan_path=plan.location,
                 generation=outcome.generation,
-                removed_sample=tuple(_sample_pair(entry) for entry in removed[:MAX_REMOVED_SAMPLE]),
             ),
         )
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType
 from airflow_hubspot_assoc.record import BatchRecord
+from airflow_hubspot_assoc.record_parse import split_samples
 from airflow_hubspot_assoc.record_sync import SyncCounts
 from airflow_hubspot_assoc.sync.plan import Plan, check_current, read_plan, write_plan
 from airflow_hubspot_assoc.sync.state import SyncConflictError
@@ -88,3 +92,29 @@ def test_a_sync_record_round_trips_and_parses_strictly():
     # a create record keeps its shape: no sync keys
     create = BatchRecord(status="COMPLETE", from_type="contacts", to_type="companies").to_xcom()
     assert "planned" not in create and "operation" not in create
+
+
+def test_a_sync_record_samples_its_removals_at_the_top_level_as_a_revert_does():
+    created = AssociationPair("1", "101", frozenset({AssociationType("HUBSPOT_DEFINED", 1)}))
+    removed = AssociationPair("2", "102", frozenset({AssociationType("HUBSPOT_DEFINED", 1)}))
+    record = dataclasses.replace(sync_record(), sample=(created,), removed_sample=(removed,))
+    raw = record.to_xcom()
+    assert raw["removedSample"] == [removed.as_dict()] and raw["sample"] == [created.as_dict()]
+    assert BatchRecord.from_xcom(raw) == record and record.written == 5  # 3 created + 2 removed
+    # a sync record always carries the key (its JSON shape did before the merge); a create never does
+    assert sync_record().to_xcom()["removedSample"] == []
+    with pytest.raises(ValueError, match="removedSample belongs to a revert or sync record"):
+        BatchRecord.from_xcom({**raw, "operation": "create", "planned": None})
+    with pytest.raises(ValueError, match="removedSample items need 'types'"):
+        BatchRecord.from_xcom({**raw, "removedSample": [{"from": "2", "to": "102"}]})
+    # both samples share the record's bound of 100
+    with pytest.raises(ValueError, match="sample holds at most 100"):
+        dataclasses.replace(record, sample=(created,) * 50, removed_sample=(removed,) * 51)
+
+
+def test_split_samples_keeps_both_kinds_within_the_bound():
+    a = [AssociationPair(str(i), "9", frozenset()) for i in range(80)]
+    b = [AssociationPair("9", str(i), frozenset()) for i in range(80)]
+    assert tuple(map(len, split_samples(a, b, 100))) == (50, 50)
+    assert tuple(map(len, split_samples(a[:10], b, 100))) == (10, 80)
+    assert tuple(map(len, split_samples(a, b[:5], 100))) == (80, 5)

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from airflow_hubspot_assoc.keys.resolver import KeyResolver
     from airflow_hubspot_assoc.pairs import InvalidRow, Pair
     from airflow_hubspot_assoc.report import LoadReport
+    from airflow_hubspot_assoc.sync.ledger import SyncLedger
     from airflow_hubspot_assoc.sync.state import Pointer, SyncState
 
 MODES = ("upsert", "mirror")
@@ -93,6 +94,8 @@ class SyncOutcome:
     resumed_skipped: int = 0
     #: Whether this try read the input (not when it applied a plan, its own or a dry run's).
     read_input: bool = True
+    #: With a ledger: the before read's batch-read requests (of the try that read it).
+    ledger_reads: int | None = None
 
 
 class SyncEngine:
@@ -111,6 +114,7 @@ class SyncEngine:
         portal: str | None = None,
         stop: threading.Event | None = None,
         request_count: Callable[[], int] = lambda: 0,
+        ledger: SyncLedger | None = None,
     ) -> None:
         self.sender = sender
         self.read = read
@@ -122,6 +126,7 @@ class SyncEngine:
         self.portal = portal
         self.stop = stop or threading.Event()
         self.request_count = request_count
+        self.ledger = ledger
         self.from_type, self.to_type = sender.from_type, sender.to_type
 
     def run(self, source: SyncInput | None, *, plan_path: str | None, failed_path: str | None) -> SyncOutcome:
@@ -299,12 +304,18 @@ class SyncEngine:
             load.validate()
         if fresh:
             plan = write_plan(journal, plan)
+        writer = None
+        if self.ledger is not None:  # the touched pairs' before state, before the first write
+            writer = self.ledger.open(self.sender, plan, plan_path or journal, self.log)
+            for load in loads:
+                load.load.ledger = writer
         creates, removals = loads
         creates.send()
         self.state.renew()
         removals.send()
         outcome = self._advance(pointer, plan, creates, removals, failed_path, resumed)
         outcome.read_input = fresh
+        outcome.ledger_reads = None if writer is None else writer.reads
         return outcome
 
     def _advance(

@@ -33,7 +33,14 @@ from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
 from airflow_hubspot_assoc.guards import check_type_ids, known_association_types, unlabeled_type_ids
 from airflow_hubspot_assoc.sync.apply import LoadSetup, TripleLoad, combine_failures
 from airflow_hubspot_assoc.sync.desired import TypeTable, check_input, spool_desired
-from airflow_hubspot_assoc.sync.plan import Plan, check_current, dry_run_location, read_plan, write_plan
+from airflow_hubspot_assoc.sync.plan import (
+    Plan,
+    check_current,
+    dry_run_location,
+    prune_plans,
+    read_plan,
+    write_plan,
+)
 from airflow_hubspot_assoc.sync.reconcile import ReadAssociations, merged_ids, read_current
 from airflow_hubspot_assoc.sync.snapshot import SnapshotMeta, read_snapshot, write_snapshot
 from airflow_hubspot_assoc.sync.state import snapshot_name
@@ -135,6 +142,7 @@ class SyncEngine:
             pointer = self.state.read_pointer()
             plan = self._compute(source, pointer, invalid_path=None)
             plan = write_plan(dry_run_location(self.state.base, pointer.generation), plan)
+            prune_plans(self.state.base, pointer.generation, self.log)
             try:
                 self._check_guards(plan)
             except HubSpotConfigError as err:

@@ -226,6 +226,15 @@ def test_plan_then_apply_and_a_stale_plan_is_refused(request, hubspot_conn, tmp_
     with pytest.raises(Exception, match="generation 1 of the sync state, which is now at generation 2"):
         op.execute({})
 
+    # the next dry run deletes the plan that can no longer apply; its own stays
+    state, raw = sync(request, hubspot_conn, 4, path, tmp_path / "state", mode="mirror", dry_run=True)
+    assert state == "success" and raw["planPath"] != plan_path
+    assert not Path(plan_path).exists() and Path(raw["planPath"]).exists()
+    assert sorted(p.name for p in (tmp_path / "state" / "plans").iterdir()) == sorted(
+        Path(raw["planPath"]).name.removesuffix(".json") + suffix
+        for suffix in (".json", "-creates.bin", "-removals.bin", "-forget.bin")
+    )
+
 
 def archive_by_hand(hs, pairs, type_id=PRIMARY) -> None:
     body = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import pytest
 
@@ -10,9 +11,11 @@ from airflow_hubspot_assoc.association_types import AssociationPair, Association
 from airflow_hubspot_assoc.record import BatchRecord
 from airflow_hubspot_assoc.record_parse import split_samples
 from airflow_hubspot_assoc.record_sync import SyncCounts
-from airflow_hubspot_assoc.sync.plan import Plan, check_current, read_plan, write_plan
+from airflow_hubspot_assoc.sync.plan import Plan, check_current, prune_plans, read_plan, write_plan
 from airflow_hubspot_assoc.sync.state import SyncConflictError
 from airflow_hubspot_assoc.sync.triples import TripleSet
+
+SET_SUFFIXES = ("-creates.bin", "-removals.bin", "-forget.bin")
 
 
 def plan(tmp_path) -> Plan:
@@ -31,6 +34,29 @@ def plan(tmp_path) -> Plan:
         reconciled=2,
         input_counts={"total": 9, "invalid": 0, "unresolved": 0, "duplicates": 0},
     )
+
+
+def test_pruning_deletes_plans_that_cannot_apply_and_keeps_the_newest(tmp_path):
+    state = str(tmp_path / "state")
+    written = []
+    for generation, minute in [(3, 0), (3, 1)] + [(4, m) for m in range(23)]:
+        location = f"{state}/plans/plan-{generation:08d}-20260101T00{minute:02d}00000000Z.json"
+        written.append(write_plan(location, plan(tmp_path / "w" / str(minute))).location)
+    other = tmp_path / "state" / "plans" / "notes.txt"  # not a plan: never touched
+    other.write_text("keep me")
+    log = logging.getLogger("test")
+    assert prune_plans(state, 4, log, keep=20) == 5  # 2 of generation 3, the 3 oldest of generation 4
+    left = sorted(p.name for p in (tmp_path / "state" / "plans").iterdir())
+    kept = [w.rsplit("/", 1)[1].removesuffix(".json") for w in written[5:]]
+    assert left == sorted(
+        ["notes.txt"] + [f"{stem}{suffix}" for stem in kept for suffix in (".json", *SET_SUFFIXES)]
+    )
+    newest = read_plan(written[-1], tmp_path / "r")
+    assert newest is not None and list(newest.creates) == [(1, 10, 0), (2, 20, 1)]
+    assert read_plan(written[0], tmp_path / "r0") is None
+    assert prune_plans(state, 4, log, keep=20) == 0  # nothing more to do
+    assert prune_plans(state, 5, log) == 20  # the state moved on: none of them can apply any more
+    assert [p.name for p in (tmp_path / "state" / "plans").iterdir()] == ["notes.txt"]
 
 
 def test_a_plan_reads_back_as_written(tmp_path):

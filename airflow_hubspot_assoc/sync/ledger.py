@@ -6,6 +6,8 @@ covers those pairs only, ceil(distinct from ids / 1,000) batch-read requests plu
 the whole input, and a revert never touches a pair the run did not. The plan of a retry is the saved
 one (``runs/<run key>/plan.json``), so its fingerprint matches and the before state the first try
 saved is reused, never read again after a partial write.
+A try that finds nothing to change because the task committed before (its XCom lost, or the task
+cleared and run again) keeps the ledger the earlier try wrote instead of refusing it as another run's.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from airflow_hubspot_assoc.ledger import Ledger, LedgerWriter
 from airflow_hubspot_assoc.ledger_reads import NamedPairs, open_ledger, unlabeled_type
 
 if TYPE_CHECKING:
     from airflow_hubspot_assoc.client.sender import AssociationSender
-    from airflow_hubspot_assoc.ledger import LedgerWriter
     from airflow_hubspot_assoc.sync.plan import Plan
 
 
@@ -67,6 +69,20 @@ class SyncLedger:
             "fingerprint": fingerprint,
         }
         unlabeled = unlabeled_type(sender.association_types())
+        ledger = Ledger(self.location)
+        saved = ledger.meta()
+        if (
+            saved is not None
+            and not len(plan.creates)
+            and not len(plan.removals)
+            and (saved.get("fingerprint") or {}).get("taskInstance") == self.task_instance
+        ):
+            # This task ran before and committed (a retry after the commit, or a cleared task run
+            # again): its ledger is whole and this try changes nothing, so it is kept as it is.
+            log.info(
+                "Ledger: nothing to change; the ledger this task wrote earlier stays at %s.", self.location
+            )
+            return LedgerWriter(ledger, {}, unlabeled, int(saved.get("reads", 0)))
         return open_ledger(
             self.location, meta, plan_pairs(plan), sender.read_associations, unlabeled, log=log
         )

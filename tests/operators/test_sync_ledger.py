@@ -184,6 +184,17 @@ def test_a_sync_crash_then_resume_with_a_ledger_still_reverts_exactly(hubspot_co
     assert all(added[p] == {PRIMARY} for p in pairs_of(400, 501))
     assert all(added[p] == {PRIMARY, UNLABELED} for p in pairs_of(501, 701))
 
+    # The task cleared and run again (same run): nothing to change, and its ledger is kept as it is.
+    hs.reset_stats()
+    again = SyncAssociationsOperator(**sync_kwargs(day1, state_dir, **kwargs)).execute(context("day1"))
+    assert (again["created"], again["removed"], again["ledgerPath"], again["ledgerReads"]) == (
+        0,
+        0,
+        ledger,
+        1,
+    )
+    assert endpoint_count(hs, "batch_read") == 0 and len(list(Ledger(ledger).entries())) == 500
+
     raw = RevertAssociationsOperator(task_id="revert", ledger=ledger).execute({"ti": None})
     assert (raw["removed"], raw["restored"], raw["failed"]) == (400, 100, 0)
     assert stored(hs) == before

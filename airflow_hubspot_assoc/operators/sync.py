@@ -80,7 +80,8 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
         accepted create and removal recorded as the loads commit. A revert does not rewind the
         sync's snapshot (see the README)
     :return: the batch record with ``operation: "sync"``, ``created``, ``removed``, ``unchanged``,
-        ``planned``, ``snapshotPairs``, ``reconciled``, ``planPath`` and ``generation``.
+        ``planned``, ``snapshotPairs``, ``reconciled``, ``planPath`` and ``generation`` (with a ledger,
+        ``ledgerReads`` and ``ledgerPath``).
     """
 
     operation = "sync"

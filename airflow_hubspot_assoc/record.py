@@ -15,15 +15,19 @@ archive counts removed pairs in ``archived`` (``created`` 0) and samples them, t
 
 from __future__ import annotations
 
-import ast
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType, type_set
+from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType
 from airflow_hubspot_assoc.constants import BATCH_STATUSES as STATUSES
+from airflow_hubspot_assoc.record_parse import as_list as _list
+from airflow_hubspot_assoc.record_parse import count as _count
+from airflow_hubspot_assoc.record_parse import load_mapping as _load
+from airflow_hubspot_assoc.record_parse import optional_str as _optional_str
+from airflow_hubspot_assoc.record_parse import parse_types as _types
+from airflow_hubspot_assoc.record_parse import sample_pair as _sample_pair
 from airflow_hubspot_assoc.record_sync import SyncCounts
 
 __all__ = [
@@ -48,6 +52,8 @@ PAST_TENSE = {"create": "created", "archive": "archived", "revert": "reverted", 
 OPERATIONS = tuple(PAST_TENSE)
 #: Operations whose records count the pairs they took away in ``archived`` (asset events too).
 REMOVERS = ("archive", "revert")
+#: Operations whose records may sample pairs whose types must be gone (``removedSample``).
+REMOVED_SAMPLERS = ("revert", "sync")
 #: The category of a row's bare ``association_type_id`` when the record does not say.
 DEFAULT_CATEGORY = "HUBSPOT_DEFINED"
 #: Statuses whose record has a ``completedAt``.
@@ -110,7 +116,7 @@ class BatchRecord:
     ledger_reads: int | None = None
     ledger_path: str | None = None
     resolution: Mapping[str, Any] | None = None
-    #: A revert's pairs whose added types it removed, with those types (read back for absence).
+    #: A revert's or sync's pairs whose types it removed, with those types (read back for absence).
     removed_sample: tuple[AssociationPair, ...] = ()
     sync: SyncCounts | None = None  # a sync's own keys (``record_sync``); None for other operations
 
@@ -133,9 +139,11 @@ class BatchRecord:
     @property
     def written(self) -> int:
         """Pairs the operation applied: ``archived`` for an archive, removed + restored for a revert,
-        ``created`` otherwise."""
+        created + removed for a sync, ``created`` otherwise."""
         if self.operation == "revert":
             return (self.removed or 0) + (self.restored or 0)
+        if self.operation == "sync":
+            return self.created + (self.removed or 0)
         return (self.archived or 0) if self.operation == "archive" else self.created
 
     @property
@@ -189,7 +197,7 @@ class BatchRecord:
                 value[key] = extra
         if self.resolution is not None:
             value["resolution"] = dict(self.resolution)
-        if self.removed_sample:
+        if self.removed_sample or self.sync is not None:  # a sync record always has the key
             value["removedSample"] = [pair.as_dict() for pair in self.removed_sample]
         value.update(self.sync.to_xcom() if self.sync is not None else {})
         return value
@@ -238,11 +246,11 @@ class BatchRecord:
         resolution = raw.get("resolution")
         if resolution is not None and not isinstance(resolution, Mapping):
             raise ValueError(f"Batch record resolution must be an object, got {resolution!r}")
-        # A sync's removedSample is its own (``record_sync``); a revert's is read here.
-        is_sync = raw.get("operation") == "sync"
-        removed_sample = () if is_sync else tuple(_sample_pair(i, None) for i in _list(raw, "removedSample"))
-        if removed_sample and raw.get("operation") != "revert":
-            raise ValueError("Batch record removedSample belongs to a revert record (operation 'revert')")
+        removed_sample = tuple(_sample_pair(item, None) for item in _list(raw, "removedSample"))
+        if removed_sample and raw.get("operation") not in REMOVED_SAMPLERS:
+            raise ValueError(
+                "Batch record removedSample belongs to a revert or sync record (operation 'revert' or 'sync')"
+            )
         return cls(
             status=raw.get("status"),  # type: ignore[arg-type]  # checked in __post_init__
             from_type=from_type,
@@ -345,69 +353,3 @@ class BatchRecord:
 
 def _specs(types: Types) -> list[dict[str, str | int]]:
     return [t.as_spec() for t in types]
-
-
-def _types(raw: Any, key: str) -> Types:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list | tuple):
-        raise ValueError(f"Batch record {key} must be a list of association types, got {raw!r}")
-    return tuple(dict.fromkeys(AssociationType.parse(item) for item in raw))
-
-
-def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
-    value = raw.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"Batch record {key} must be a string, got {value!r}")
-    return value
-
-
-def _count(raw: Mapping[str, Any], key: str) -> int:
-    value = raw.get(key, 0)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"Batch record field {key!r} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _list(raw: Mapping[str, Any], key: str) -> list[Any]:
-    value = raw.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list | tuple):
-        raise ValueError(f"Batch record {key} must be a list, got {value!r}")
-    return list(value)
-
-
-def _sample_pair(item: Any, default_types: frozenset[AssociationType] | None) -> AssociationPair:
-    if not isinstance(item, Mapping) or not item.get("from") or not item.get("to"):
-        raise ValueError(f"Batch record sample items need 'from' and 'to', got {item!r}")
-    if default_types is None and "types" not in item:
-        raise ValueError(f"Batch record removedSample items need 'types', got {item!r}")
-    types = type_set(item["types"]) if "types" in item else (default_types or frozenset())
-    return AssociationPair(str(item["from"]), str(item["to"]), types)
-
-
-def _load(value: Mapping[str, Any] | str) -> dict[str, Any]:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            loaded = json.loads(text)
-        except ValueError:
-            # A Jinja template renders a dict as its Python repr (single quotes, True/None).
-            try:
-                loaded = ast.literal_eval(text)
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                loaded = None
-        if isinstance(loaded, Mapping):
-            return dict(loaded)
-    shown = repr(value)
-    if len(shown) > 200:
-        shown = shown[:200] + "..."
-    raise ValueError(
-        "batch must be the operator's batch record (a dict or its JSON text, e.g. create.output), "
-        f"got {shown}"
-    )

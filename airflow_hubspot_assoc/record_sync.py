@@ -1,7 +1,8 @@
 """The keys only a sync record has (``operation: "sync"``), parsed as strictly as the rest of the record.
 
 Apart from ``record`` so that the batch record's module stays about the batch record; ``record`` owns
-the contract and embeds these keys in its JSON only for a sync.
+the contract and embeds these keys in its JSON only for a sync. The removed pairs the sensor checks are
+gone are the record's top-level ``removedSample`` (shared with the revert), not a key of this module.
 """
 
 from __future__ import annotations
@@ -10,10 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_hubspot_assoc.association_types import AssociationPair, type_set
-
-#: Removed pairs a sync record samples for the sensor (as ``sample`` does for created ones).
-MAX_REMOVED_SAMPLE = 100
+from airflow_hubspot_assoc.record_parse import count as _count
 
 
 @dataclass(frozen=True)
@@ -29,15 +27,6 @@ class SyncCounts:
     reconciled: int = 0
     plan_path: str | None = None
     generation: int = 0
-    #: Up to ``MAX_REMOVED_SAMPLE`` removed pairs with the types removed, which the sensor checks are gone.
-    removed_sample: tuple[AssociationPair, ...] = ()
-
-    def __post_init__(self) -> None:
-        if len(self.removed_sample) > MAX_REMOVED_SAMPLE:
-            raise ValueError(
-                f"Batch record removedSample holds at most {MAX_REMOVED_SAMPLE} entries, "
-                f"got {len(self.removed_sample)}"
-            )
 
     def to_xcom(self) -> dict[str, Any]:
         """The sync's keys of the record's JSON."""
@@ -48,7 +37,6 @@ class SyncCounts:
             "reconciled": self.reconciled,
             "planPath": self.plan_path,
             "generation": self.generation,
-            "removedSample": [pair.as_dict() for pair in self.removed_sample],
         }
 
     @classmethod
@@ -68,7 +56,6 @@ class SyncCounts:
             reconciled=_count(raw, "reconciled"),
             plan_path=plan_path,
             generation=_count(raw, "generation"),
-            removed_sample=tuple(_removed_pair(item) for item in _list(raw, "removedSample")),
         )
 
     def summary(self, counts: tuple[int, ...], calls: tuple[int, int, int]) -> str:
@@ -83,25 +70,3 @@ class SyncCounts:
             f"{self.snapshot_pairs:,} pairs; {requests:,} requests ({self.reconciled:,} reconcile reads), "
             f"{retries:,} retries, {throttled:,} throttled (429)"
         )
-
-
-def _count(raw: Mapping[str, Any], key: str, name: str | None = None) -> int:
-    value = raw.get(key, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"Batch record field {name or key!r} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _list(raw: Mapping[str, Any], key: str) -> list[Any]:
-    value = raw.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list | tuple):
-        raise ValueError(f"Batch record {key} must be a list, got {value!r}")
-    return list(value)
-
-
-def _removed_pair(item: Any) -> AssociationPair:
-    if not isinstance(item, Mapping) or not item.get("from") or not item.get("to") or not item.get("types"):
-        raise ValueError(f"Batch record removedSample items need 'from', 'to' and 'types', got {item!r}")
-    return AssociationPair(str(item["from"]), str(item["to"]), type_set(item["types"]))

@@ -34,6 +34,7 @@ from airflow_hubspot_assoc.load import AssociationLoad, LoadSettings
 from airflow_hubspot_assoc.operators.outputs import checkpoint_store, ledger_location, task_instance_key
 from airflow_hubspot_assoc.pairs import Pair
 from airflow_hubspot_assoc.record import MAX_SAMPLE, BatchRecord
+from airflow_hubspot_assoc.record_parse import split_samples
 from airflow_hubspot_assoc.report import LoadReport
 from airflow_hubspot_assoc.ui import HUBSPOT_UI_COLOR
 
@@ -183,10 +184,10 @@ class RevertAssociationsOperator(BaseOperator):
             "restore", "create", restores, hook, from_type, to_type, fingerprint, writer, ti
         )
         if self.is_dry_run:  # nothing was sent: the record says what would be removed and restored
-            removed_sample, sample = _samples(_planned(removals), _planned(restores))
+            removed_sample, sample = split_samples(_planned(removals), _planned(restores), MAX_SAMPLE)
             removed_count, restored_count = len(removals), len(restores)
         else:
-            removed_sample, sample = _samples(removed.sample, restored.sample)
+            removed_sample, sample = split_samples(removed.sample, restored.sample, MAX_SAMPLE)
             removed_count, restored_count = removed.written, restored.created
         record = dataclasses.replace(
             restored,
@@ -287,15 +288,6 @@ class RevertAssociationsOperator(BaseOperator):
 def _planned(rows: list[Row]) -> tuple[AssociationPair, ...]:
     """The first ``MAX_SAMPLE`` rows of a phase as sample pairs (a dry run's sample)."""
     return tuple(AssociationPair(f, t, frozenset(types)) for f, t, types in rows[:MAX_SAMPLE])
-
-
-def _samples(
-    removals: Sequence[AssociationPair], restores: Sequence[AssociationPair]
-) -> tuple[tuple[AssociationPair, ...], tuple[AssociationPair, ...]]:
-    """``(removedSample, sample)``: at most ``MAX_SAMPLE`` pairs together, half each when both phases
-    have more (so that the sensor confirms both kinds), the room one leaves going to the other."""
-    removed = min(len(removals), max(MAX_SAMPLE // 2, MAX_SAMPLE - len(restores)))
-    return tuple(removals[:removed]), tuple(restores[: MAX_SAMPLE - removed])
 
 
 def _phase_path(template: str | None, phase: str) -> str | None:

@@ -20,13 +20,15 @@ from airflow_hubspot_assoc.exceptions import HubSpotConfigError
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 from airflow_hubspot_assoc.operators.associations import BatchCreateAssociationsOperator
 from airflow_hubspot_assoc.operators.base import _object_type
-from airflow_hubspot_assoc.operators.outputs import key_resolver
+from airflow_hubspot_assoc.operators.outputs import key_resolver, ledger_location, task_instance_key
 from airflow_hubspot_assoc.record import MAX_ERRORS, MAX_SAMPLE, BatchRecord, utc_now_iso
-from airflow_hubspot_assoc.record_sync import MAX_REMOVED_SAMPLE, SyncCounts
+from airflow_hubspot_assoc.record_parse import split_samples
+from airflow_hubspot_assoc.record_sync import SyncCounts
 from airflow_hubspot_assoc.report import _sample_pair
 from airflow_hubspot_assoc.storage import describe_connection
 from airflow_hubspot_assoc.sync.apply import LoadSetup
 from airflow_hubspot_assoc.sync.engine import MODES, SyncEngine, SyncInput, SyncOutcome, SyncSettings
+from airflow_hubspot_assoc.sync.ledger import SyncLedger
 from airflow_hubspot_assoc.sync.state import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_SETTLE_SECONDS,
@@ -72,8 +74,14 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
         longer than the store's write latency
     :param failed_pairs_path: where the run's refused and invalid pairs go, JSON Lines with an
         ``operation`` field (templated); default ``<state_path>/failed/<run>.jsonl``
+    :param ledger_path: write the run's ledger here (templated; ``{run_id}``, ``{map_index}``,
+        ``{dag_id}``, ``{task_id}`` filled in), so that ``RevertAssociationsOperator`` can undo the
+        run: the planned pairs' types are read before the first write (``ledgerReads``) and each
+        accepted create and removal recorded as the loads commit. A revert does not rewind the
+        sync's snapshot (see the README)
     :return: the batch record with ``operation: "sync"``, ``created``, ``removed``, ``unchanged``,
-        ``planned``, ``snapshotPairs``, ``reconciled``, ``planPath`` and ``generation``.
+        ``planned``, ``snapshotPairs``, ``reconciled``, ``planPath`` and ``generation`` (with a ledger,
+        ``ledgerReads`` and ``ledgerPath``).
     """
 
     operation = "sync"
@@ -195,6 +203,7 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
             portal=hook.portal_id,
             stop=self._stop_event(),
             request_count=lambda: client.stats.requests,
+            ledger=self._ledger(hook, ti),
         )
         failed_path = (
             str(self.failed_pairs_path) if self.failed_pairs_path else f"{state_path}/failed/{owner}.jsonl"
@@ -203,6 +212,10 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
             engine.workdir = Path(workdir)
             outcome = engine.run(source, plan_path=self.plan_path or None, failed_path=failed_path)
         record = self._record_of(outcome, from_type, to_type, requested_at, client.stats.snapshot())
+        if engine.ledger is not None and outcome.ledger_reads is not None:
+            record = dataclasses.replace(
+                record, ledger_reads=outcome.ledger_reads, ledger_path=engine.ledger.location
+            )
         keys = source.keys if source is not None else None
         if keys is not None and outcome.read_input:
             if not outcome.dry_run:
@@ -213,6 +226,16 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
         assets.describe_outlet_events(self.outlets, context, record)
         self._enforce_policy(record)
         return record.to_xcom()
+
+    def _ledger(self, hook: HubSpotHook, ti: Any) -> SyncLedger | None:
+        """Where this run's ledger goes (``ledger_path`` with ``{run_id}`` etc.); None without one and
+        in a dry run, which changes nothing."""
+        location = None if self.is_dry_run else ledger_location(self.ledger_path, ti)
+        if not location:
+            return None
+        if warning := describe_connection(location):
+            self.log.warning("%s", warning)
+        return SyncLedger(location, hook.portal_id, hook.api_version, task_instance_key(ti))
 
     def _input(self, hook: HubSpotHook, from_type: str, to_type: str) -> SyncInput:
         keys = key_resolver(
@@ -238,8 +261,12 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
             for name, n in report.statuses.items():
                 statuses[name] = statuses.get(name, 0) + n
         errors = [error for report in reports for error in report.errors][:MAX_ERRORS]
-        sample = [entry for report in reports[:1] for entry in report.sample][:MAX_SAMPLE]
-        removed = [entry for report in reports[1:] for entry in report.sample]
+        # Both samples share the record's bound (the revert's rule): half each when both have more.
+        removed, sample = split_samples(
+            [_sample_pair(entry) for report in reports[1:] for entry in report.sample],
+            [_sample_pair(entry) for report in reports[:1] for entry in report.sample],
+            MAX_SAMPLE,
+        )
         types = tuple(dict.fromkeys(combo for report in reports for combo in report.types))[:20]
         counts = plan.input_counts
         return BatchRecord(
@@ -265,7 +292,8 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
             errors=tuple(errors),
             failed_pairs_path=outcome.failed_pairs_path,
             source=self._source(),
-            sample=tuple(_sample_pair(entry) for entry in sample),
+            sample=sample,
+            removed_sample=removed,
             resumed=outcome.resumed,
             resumed_skipped=outcome.resumed_skipped,
             default_types=None,
@@ -278,7 +306,6 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
                 reconciled=plan.reconciled,
                 plan_path=plan.location,
                 generation=outcome.generation,
-                removed_sample=tuple(_sample_pair(entry) for entry in removed[:MAX_REMOVED_SAMPLE]),
             ),
         )
 

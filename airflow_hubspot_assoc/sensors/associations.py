@@ -4,7 +4,8 @@ HubSpot's CRM is eventually consistent: an association that batch create accepte
 show up in reads. The sensor reads the pairs back with batch read and succeeds only when each one is
 visible with the type it was created with. For an archive record (``operation: "archive"``) it waits
 for the opposite: each pair no longer shows the types removed (no association at all when every type
-was removed); for a revert record, both: restored types visible, removed ones gone. ``readback``
+was removed); for a revert or sync record, both: restored or created types visible, removed ones
+gone (``removedSample``), in the worker and through the trigger alike. ``readback``
 decides, the sensor only drives it.
 
 How much memory and how many requests it needs:
@@ -131,15 +132,13 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
         self._record: BatchRecord | None = None
         self._hook: HubSpotHook | None = None
         self._progress: ReadBack | None = None
-        #: A sync record's removed pairs, read back until they are gone.
-        self._gone: ReadBack | None = None
 
     # -- entry points -----------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
         """Check the record, then wait for the pairs in the worker or (deferrable) in the triggerer."""
         started = time.time()
         # Every try starts over: in reschedule and deferrable mode another worker may run the next one.
-        self._record, self._hook, self._progress, self._gone = None, None, None, None
+        self._record, self._hook, self._progress = None, None, None
         record = self._load_record()
         early = self._early_result(record)
         if early is not None:
@@ -149,10 +148,6 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
         if self._check(record):
             return self._result(record)
         progress = self._readback(record)
-        if self._gone is not None and not self._gone.done:
-            # The trigger waits for one kind of pair; a sync's removals are few and usually gone at once.
-            self.log.info("Not deferring: the sync's removed pairs are checked in the worker.")
-            return self._wait_in_worker(context)
         if progress.last_error is not None:
             self.log.warning(
                 "Not deferring: the first read-back failed (%s), so the pairs to hand to the trigger are "
@@ -260,7 +255,7 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
                 "HubSpot reported %s, so verify='none' has no status to trust: reading back the sample.",
                 record.status,
             )
-        if record.written == 0 and not (record.sync and record.sync.removed_sample):
+        if record.written == 0:
             self.log.info("The batch %s no associations: nothing to wait for.", PAST_TENSE[record.operation])
             return self._result(record, expected=0)
         return None
@@ -274,7 +269,11 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
             expected = self._progress.total if self._progress is not None else None
             self.log.info(
                 "All associations are %s: %s.",
-                {"archive": "gone", "revert": "as they were before the run"}.get(record.operation, "visible"),
+                {
+                    "archive": "gone",
+                    "revert": "as they were before the run",
+                    "sync": "as the sync left them (created visible, removed gone)",
+                }.get(record.operation, "visible"),
                 progress_text(confirmed, expected),
             )
         return {
@@ -324,7 +323,8 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
                 max_outstanding=self.max_deferred_pairs,
                 # An archive record: wait until its pairs no longer show the removed types.
                 absent=record.operation == "archive",
-                # A revert record: also until the pairs it removed from no longer show those types.
+                # A revert or sync record: also until the pairs it removed from no longer show those
+                # types (the trigger gets their positions as ``absent_rows`` when the check defers).
                 absent_pairs=record.removed_sample,
             )
         return self._progress
@@ -333,7 +333,7 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
         """Advance the read-back as far as one check goes; True when every expected pair is visible."""
         progress = self._readback(record)
         if progress.check(self._get_hook(record).read_associations):
-            return self._removed_gone(record)
+            return True
         if progress.last_error is not None:
             self.log.warning(
                 "Reading back failed for now, trying again at the next poke: %s", progress.last_error
@@ -341,17 +341,6 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
             return False
         sample = progress.missing_text(limit=3) if progress.pending else ""
         self.log.info("%s%s", progress.status_text(), f"; e.g. {sample}" if sample else "")
-        return False
-
-    def _removed_gone(self, record: BatchRecord) -> bool:
-        """A sync record: True once its sampled removed pairs no longer show the removed types."""
-        if record.sync is None or not record.sync.removed_sample:
-            return True
-        if self._gone is None:
-            self._gone = ReadBack(record.from_type, record.to_type, record.sync.removed_sample, absent=True)
-        if self._gone.check(self._get_hook(record).read_associations):
-            return True
-        self.log.info("Removed pairs: %s", self._gone.status_text())
         return False
 
     def _get_hook(self, record: BatchRecord) -> HubSpotHook:

@@ -33,7 +33,14 @@ from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
 from airflow_hubspot_assoc.guards import check_type_ids, known_association_types, unlabeled_type_ids
 from airflow_hubspot_assoc.sync.apply import LoadSetup, TripleLoad, combine_failures
 from airflow_hubspot_assoc.sync.desired import TypeTable, check_input, spool_desired
-from airflow_hubspot_assoc.sync.plan import Plan, check_current, dry_run_location, read_plan, write_plan
+from airflow_hubspot_assoc.sync.plan import (
+    Plan,
+    check_current,
+    dry_run_location,
+    prune_plans,
+    read_plan,
+    write_plan,
+)
 from airflow_hubspot_assoc.sync.reconcile import ReadAssociations, merged_ids, read_current
 from airflow_hubspot_assoc.sync.snapshot import SnapshotMeta, read_snapshot, write_snapshot
 from airflow_hubspot_assoc.sync.state import snapshot_name
@@ -44,6 +51,7 @@ if TYPE_CHECKING:
     from airflow_hubspot_assoc.keys.resolver import KeyResolver
     from airflow_hubspot_assoc.pairs import InvalidRow, Pair
     from airflow_hubspot_assoc.report import LoadReport
+    from airflow_hubspot_assoc.sync.ledger import SyncLedger
     from airflow_hubspot_assoc.sync.state import Pointer, SyncState
 
 MODES = ("upsert", "mirror")
@@ -93,6 +101,8 @@ class SyncOutcome:
     resumed_skipped: int = 0
     #: Whether this try read the input (not when it applied a plan, its own or a dry run's).
     read_input: bool = True
+    #: With a ledger: the before read's batch-read requests (of the try that read it).
+    ledger_reads: int | None = None
 
 
 class SyncEngine:
@@ -111,6 +121,7 @@ class SyncEngine:
         portal: str | None = None,
         stop: threading.Event | None = None,
         request_count: Callable[[], int] = lambda: 0,
+        ledger: SyncLedger | None = None,
     ) -> None:
         self.sender = sender
         self.read = read
@@ -122,6 +133,7 @@ class SyncEngine:
         self.portal = portal
         self.stop = stop or threading.Event()
         self.request_count = request_count
+        self.ledger = ledger
         self.from_type, self.to_type = sender.from_type, sender.to_type
 
     def run(self, source: SyncInput | None, *, plan_path: str | None, failed_path: str | None) -> SyncOutcome:
@@ -130,6 +142,7 @@ class SyncEngine:
             pointer = self.state.read_pointer()
             plan = self._compute(source, pointer, invalid_path=None)
             plan = write_plan(dry_run_location(self.state.base, pointer.generation), plan)
+            prune_plans(self.state.base, pointer.generation, self.log)
             try:
                 self._check_guards(plan)
             except HubSpotConfigError as err:
@@ -299,12 +312,18 @@ class SyncEngine:
             load.validate()
         if fresh:
             plan = write_plan(journal, plan)
+        writer = None
+        if self.ledger is not None:  # the touched pairs' before state, before the first write
+            writer = self.ledger.open(self.sender, plan, plan_path or journal, self.log)
+            for load in loads:
+                load.load.ledger = writer
         creates, removals = loads
         creates.send()
         self.state.renew()
         removals.send()
         outcome = self._advance(pointer, plan, creates, removals, failed_path, resumed)
         outcome.read_input = fresh
+        outcome.ledger_reads = None if writer is None else writer.reads
         return outcome
 
     def _advance(

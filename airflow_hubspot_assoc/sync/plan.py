@@ -10,13 +10,16 @@ Two kinds of plans share this format: the dry run's (``plans/plan-<generation>-<
 later with ``plan_path=``) and every run's own (``runs/<run key>/plan.json``, written before the
 first write, so that a retry after a crash applies the same changes instead of diffing again against
 a HubSpot that already shows part of the run). Either is refused before any write when the state is
-no longer at ``stateGeneration``.
+no longer at ``stateGeneration``. A dry run deletes the dry-run plans that can no longer be applied and
+keeps at most ``KEEP_PLANS`` of the rest (``prune_plans``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import pathlib
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -31,6 +34,9 @@ if TYPE_CHECKING:
 
 PLAN_VERSION = 1
 SETS = ("creates", "removals", "forget")
+#: Dry-run plans of the current generation a state keeps (``prune_plans``).
+KEEP_PLANS = 20
+_PLAN_NAME = re.compile(r"plan-\d{8}-\d{8}T\d{12}Z\.json")
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,38 @@ def dry_run_location(state_base: str, generation: int) -> str:
     """Where a dry run writes its plan: one manifest per run, named by generation and time."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return f"{state_base}/plans/plan-{generation:08d}-{stamp}.json"
+
+
+def prune_plans(state_base: str, generation: int, log: logging.Logger, keep: int = KEEP_PLANS) -> int:
+    """Delete the dry-run plans under ``plans/`` that can no longer be applied (computed against a
+    generation older than ``generation``: ``check_current`` would refuse them) and all but the newest
+    ``keep`` of the others; :return: plans deleted.
+
+    Why: every dry run writes a plan of its own and nothing else ever removes one, so a daily dry run
+    would pile them up for ever. The manifest goes first and its sets after it: a plan is whole or
+    absent, never a manifest naming deleted sets. Deletions that fail are logged and left behind.
+    """
+    folder = storage.location(f"{state_base}/plans")
+    files = {child.name: child for child in storage.files_under(folder)}
+    manifests = sorted(
+        (name for name in files if _PLAN_NAME.fullmatch(name)), reverse=True
+    )  # newest first: plan-<generation>-<time>
+    current = [n for n in manifests if int(n.split("-")[1]) >= generation]
+    doomed = [n for n in manifests if n not in current[:keep]]
+    for name in doomed:
+        stem = name.removesuffix(".json")
+        if storage.delete_quietly(files[name], log):
+            for set_name in SETS:
+                if (target := files.get(f"{stem}-{set_name}.bin")) is not None:
+                    storage.delete_quietly(target, log)
+    if doomed:
+        log.info(
+            "Deleted %d old dry-run plan(s) under %s/plans (kept the newest %d).",
+            len(doomed),
+            state_base,
+            keep,
+        )
+    return len(doomed)
 
 
 def write_plan(location: str, plan: Plan) -> Plan:

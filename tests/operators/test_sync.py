@@ -226,6 +226,15 @@ def test_plan_then_apply_and_a_stale_plan_is_refused(request, hubspot_conn, tmp_
     with pytest.raises(Exception, match="generation 1 of the sync state, which is now at generation 2"):
         op.execute({})
 
+    # the next dry run deletes the plan that can no longer apply; its own stays
+    state, raw = sync(request, hubspot_conn, 4, path, tmp_path / "state", mode="mirror", dry_run=True)
+    assert state == "success" and raw["planPath"] != plan_path
+    assert not Path(plan_path).exists() and Path(raw["planPath"]).exists()
+    assert sorted(p.name for p in (tmp_path / "state" / "plans").iterdir()) == sorted(
+        Path(raw["planPath"]).name.removesuffix(".json") + suffix
+        for suffix in (".json", "-creates.bin", "-removals.bin", "-forget.bin")
+    )
+
 
 def archive_by_hand(hs, pairs, type_id=PRIMARY) -> None:
     body = {
@@ -431,6 +440,49 @@ def test_the_sensor_confirms_created_pairs_present_and_removed_pairs_gone(reques
     assert sensor.poke({}) is False
     archive_by_hand(hubspot_conn, [(1, 100_001)])
     assert sensor.poke({}).is_done
+
+
+def test_a_deferred_sensor_confirms_a_syncs_removals_through_the_trigger(request, hubspot_conn, tmp_path):
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    from airflow_hubspot_assoc.sensors.associations import HubSpotBatchStatusSensor
+    from airflow_hubspot_assoc.triggers.associations import HubSpotBatchStatusTrigger
+    from tests.testing.support import call, create_inputs
+    from tests.triggers.test_associations import run_trigger
+
+    path = write_csv(tmp_path / "day0.csv", pairs_of(1, 41))
+    assert sync(request, hubspot_conn, 0, path, tmp_path / "state", mode="mirror")[0] == "success"
+    path = write_csv(tmp_path / "day1.csv", pairs_of(3, 43))
+    state, raw = sync(request, hubspot_conn, 1, path, tmp_path / "state", mode="mirror")
+    assert state == "success" and (raw["created"], raw["removed"]) == (2, 2)
+    assert {(p["from"], p["to"]) for p in raw["removedSample"]} == {("1", "100001"), ("2", "100002")}
+    # HubSpot not there yet: a removed pair still shows Primary, a created one does not show yet
+    call(hubspot_conn, "v4", "batch_create", create_inputs([("1", "100001")], PRIMARY))
+    archive_by_hand(hubspot_conn, [(41, 100_041)])
+    sensor = HubSpotBatchStatusSensor(
+        task_id="confirm", batch=raw, poke_interval=0.2, timeout=30, deferrable=True
+    )
+    with pytest.raises(TaskDeferred) as caught:
+        sensor.execute({})
+    trigger = caught.value.trigger
+    assert isinstance(trigger, HubSpotBatchStatusTrigger)
+    _, kwargs = trigger.serialize()
+    # the two outstanding pairs go to the trigger; the removed one is to be gone, not visible
+    assert sorted(kwargs["pairs"]) == [["1", "100001", 0], ["41", "100041", 0]]
+    assert [kwargs["pairs"][n][0] for n in kwargs["absent_rows"]] == ["1"]
+    kwargs["deadline"] = time.time() + 0.6
+    (event,) = run_trigger(HubSpotBatchStatusTrigger(**kwargs))
+    assert event["status"] == "timeout"
+    # the created pair showing is not enough: the removed one must be gone too
+    call(hubspot_conn, "v4", "batch_create", create_inputs([("41", "100041")], PRIMARY))
+    kwargs["deadline"] = time.time() + 0.6
+    (event,) = run_trigger(HubSpotBatchStatusTrigger(**kwargs))
+    assert event["status"] == "timeout" and "1 -> 100001" in event["message"]
+    archive_by_hand(hubspot_conn, [(1, 100_001)])
+    kwargs["deadline"] = time.time() + 30
+    (event,) = run_trigger(HubSpotBatchStatusTrigger(**kwargs))
+    assert event["status"] == "success" and event["confirmed"] == 4
+    assert sensor.execute_complete({}, event)["status"] == "CONFIRMED"
 
 
 def test_mirror_with_reconcile_removes_only_what_hubspot_still_shows(request, hubspot_conn, tmp_path):

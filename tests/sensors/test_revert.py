@@ -72,7 +72,7 @@ def test_a_revert_record_round_trips_and_parses_strictly():
     assert parsed.to_xcom() == raw
     # A record without it (older reverts, every create and archive) has no key and parses as before.
     assert "removedSample" not in BatchRecord.from_xcom(revert_record(removedSample=None)).to_xcom()
-    with pytest.raises(ValueError, match="removedSample belongs to a revert"):
+    with pytest.raises(ValueError, match="removedSample belongs to a revert or sync"):
         BatchRecord.from_xcom(revert_record(operation="archive"))
     with pytest.raises(ValueError, match="removedSample items need 'types'"):
         BatchRecord.from_xcom(revert_record(removedSample=[{"from": "1", "to": "101"}]))

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 import pytest
 
+from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType
 from airflow_hubspot_assoc.record import BatchRecord
+from airflow_hubspot_assoc.record_parse import split_samples
 from airflow_hubspot_assoc.record_sync import SyncCounts
-from airflow_hubspot_assoc.sync.plan import Plan, check_current, read_plan, write_plan
+from airflow_hubspot_assoc.sync.plan import Plan, check_current, prune_plans, read_plan, write_plan
 from airflow_hubspot_assoc.sync.state import SyncConflictError
 from airflow_hubspot_assoc.sync.triples import TripleSet
+
+SET_SUFFIXES = ("-creates.bin", "-removals.bin", "-forget.bin")
 
 
 def plan(tmp_path) -> Plan:
@@ -27,6 +34,29 @@ def plan(tmp_path) -> Plan:
         reconciled=2,
         input_counts={"total": 9, "invalid": 0, "unresolved": 0, "duplicates": 0},
     )
+
+
+def test_pruning_deletes_plans_that_cannot_apply_and_keeps_the_newest(tmp_path):
+    state = str(tmp_path / "state")
+    written = []
+    for generation, minute in [(3, 0), (3, 1)] + [(4, m) for m in range(23)]:
+        location = f"{state}/plans/plan-{generation:08d}-20260101T00{minute:02d}00000000Z.json"
+        written.append(write_plan(location, plan(tmp_path / "w" / str(minute))).location)
+    other = tmp_path / "state" / "plans" / "notes.txt"  # not a plan: never touched
+    other.write_text("keep me")
+    log = logging.getLogger("test")
+    assert prune_plans(state, 4, log, keep=20) == 5  # 2 of generation 3, the 3 oldest of generation 4
+    left = sorted(p.name for p in (tmp_path / "state" / "plans").iterdir())
+    kept = [w.rsplit("/", 1)[1].removesuffix(".json") for w in written[5:]]
+    assert left == sorted(
+        ["notes.txt"] + [f"{stem}{suffix}" for stem in kept for suffix in (".json", *SET_SUFFIXES)]
+    )
+    newest = read_plan(written[-1], tmp_path / "r")
+    assert newest is not None and list(newest.creates) == [(1, 10, 0), (2, 20, 1)]
+    assert read_plan(written[0], tmp_path / "r0") is None
+    assert prune_plans(state, 4, log, keep=20) == 0  # nothing more to do
+    assert prune_plans(state, 5, log) == 20  # the state moved on: none of them can apply any more
+    assert [p.name for p in (tmp_path / "state" / "plans").iterdir()] == ["notes.txt"]
 
 
 def test_a_plan_reads_back_as_written(tmp_path):
@@ -88,3 +118,29 @@ def test_a_sync_record_round_trips_and_parses_strictly():
     # a create record keeps its shape: no sync keys
     create = BatchRecord(status="COMPLETE", from_type="contacts", to_type="companies").to_xcom()
     assert "planned" not in create and "operation" not in create
+
+
+def test_a_sync_record_samples_its_removals_at_the_top_level_as_a_revert_does():
+    created = AssociationPair("1", "101", frozenset({AssociationType("HUBSPOT_DEFINED", 1)}))
+    removed = AssociationPair("2", "102", frozenset({AssociationType("HUBSPOT_DEFINED", 1)}))
+    record = dataclasses.replace(sync_record(), sample=(created,), removed_sample=(removed,))
+    raw = record.to_xcom()
+    assert raw["removedSample"] == [removed.as_dict()] and raw["sample"] == [created.as_dict()]
+    assert BatchRecord.from_xcom(raw) == record and record.written == 5  # 3 created + 2 removed
+    # a sync record always carries the key (its JSON shape did before the merge); a create never does
+    assert sync_record().to_xcom()["removedSample"] == []
+    with pytest.raises(ValueError, match="removedSample belongs to a revert or sync record"):
+        BatchRecord.from_xcom({**raw, "operation": "create", "planned": None})
+    with pytest.raises(ValueError, match="removedSample items need 'types'"):
+        BatchRecord.from_xcom({**raw, "removedSample": [{"from": "2", "to": "102"}]})
+    # both samples share the record's bound of 100
+    with pytest.raises(ValueError, match="sample holds at most 100"):
+        dataclasses.replace(record, sample=(created,) * 50, removed_sample=(removed,) * 51)
+
+
+def test_split_samples_keeps_both_kinds_within_the_bound():
+    a = [AssociationPair(str(i), "9", frozenset()) for i in range(80)]
+    b = [AssociationPair("9", str(i), frozenset()) for i in range(80)]
+    assert tuple(map(len, split_samples(a, b, 100))) == (50, 50)
+    assert tuple(map(len, split_samples(a[:10], b, 100))) == (10, 80)
+    assert tuple(map(len, split_samples(a, b[:5], 100))) == (80, 5)

@@ -35,7 +35,16 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
-test: $(STAMP) $(CHROMIUM)
+# The Celery end-to-end test (tests/integration/test_celery_s3.py) starts Debian's Redis as the broker
+# and PostgreSQL as the metadata database (Celery needs one that several processes write at once).
+REDIS_SERVER ?= /usr/bin/redis-server
+PG_CTLCLUSTER ?= /usr/bin/pg_ctlcluster
+
+$(REDIS_SERVER) $(PG_CTLCLUSTER):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null
+
+test: $(STAMP) $(CHROMIUM) $(REDIS_SERVER) $(PG_CTLCLUSTER)
 	$(BIN)/python -m playwright --version >/dev/null
 	$(BIN)/ruff check airflow_hubspot_assoc tests example_dags benchmarks demo
 	$(BIN)/mypy
@@ -55,7 +64,7 @@ $(OLDEST_STAMP): $(BIN)/uv pyproject.toml $(OLDEST_CONSTRAINTS)
 # than 3.1 (airflow.sdk.serde, the task-runtime providers manager, a dict keyed by Asset as outlet events).
 OLDEST_TESTS = tests/integration/test_airflow_versions.py tests/hooks tests/client tests/triggers \
 	tests/sensors tests/readback tests/test_auth.py tests/test_record.py tests/test_links.py \
-	tests/test_lineage.py tests/test_assets.py
+	tests/test_lineage.py tests/test_assets.py tests/test_storage.py
 OLDEST_DESELECT = \
 	tests/sensors/test_associations.py::test_waits_until_visible_through_airflow \
 	tests/sensors/test_associations.py::test_deferrable_through_airflow \
@@ -81,11 +90,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+# The benchmarks' own extra (DuckDB, the yardstick of the sync diff scenario) on top of the test venv.
+BENCH_STAMP = $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test,parquet,s3,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run
 
 # Re-resolve the pins of both supported Airflow versions (needs the registry); commit the results.
-LOCK = $(BIN)/uv pip compile --quiet --python-version 3.11 --universal --extra test --extra parquet --extra s3
+LOCK = $(BIN)/uv pip compile --quiet --python-version 3.11 --universal --extra test --extra parquet --extra s3 \
+	--extra bench
 lock: $(BIN)/uv
 	$(LOCK) pyproject.toml -o constraints.txt
 	$(LOCK) pyproject.toml constraints-airflow-$(OLDEST_AIRFLOW).in -o $(OLDEST_CONSTRAINTS)

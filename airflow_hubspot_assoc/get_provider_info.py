@@ -37,6 +37,8 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_hubspot_assoc.operators.associations",
                     "airflow_hubspot_assoc.operators.archive",
+                    "airflow_hubspot_assoc.operators.sync",
+                    "airflow_hubspot_assoc.operators.revert",
                 ],
             }
         ],

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_hubspot_assoc.api import BATCH_CREATE_MAX_INPUTS
@@ -27,12 +26,12 @@ from airflow_hubspot_assoc.batches import Batch, BatchBuilder, BatchOutcome, out
 from airflow_hubspot_assoc.checkpoint import CheckpointSaver
 from airflow_hubspot_assoc.exceptions import HubSpotValidationError
 from airflow_hubspot_assoc.guards import (
-    OPERATIONS,
     check_archive_scope,
     check_type_ids,
     check_write_limits,
     known_association_types,
 )
+from airflow_hubspot_assoc.load_settings import LoadSettings, LoadStopped
 from airflow_hubspot_assoc.pairs import InvalidRow, Pair
 from airflow_hubspot_assoc.progress import ProgressReporter
 from airflow_hubspot_assoc.segments import InFlight, Segment
@@ -45,42 +44,13 @@ if TYPE_CHECKING:
     from airflow_hubspot_assoc.client.sender import AssociationSender
     from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
     from airflow_hubspot_assoc.keys.resolver import KeyResolver
+    from airflow_hubspot_assoc.ledger import LedgerWriter
     from airflow_hubspot_assoc.report import LoadReport
 
 #: HubSpot's own tooling caps batch create at 100 inputs; a larger batch that HubSpot refuses is split.
 HUBSPOT_BATCH_CAP = BATCH_CREATE_MAX_INPUTS
 TOO_LARGE_STATUSES = frozenset({400, 413})
-
-
-@dataclass(frozen=True)
-class LoadSettings:
-    """How to send: sizes, tolerance and how often to checkpoint (concurrency is the hook's).
-
-    ``checkpoint_interval`` is the least time between two checkpoint writes; 0 writes one after every
-    commit (still one write in flight: commits made during a write coalesce into the next).
-    """
-
-    batch_size: int = 100
-    max_failed_ratio: float = 0.0
-    dry_run: bool = False
-    progress_interval: float = 5.0
-    checkpoint_interval: float = 0.0
-    log_failures: int = 100
-    #: What a batch does: ``create`` (batch create / associate default) or ``archive``.
-    operation: str = "create"
-    #: Archive only: allow removing every association of a pair (no type, or the unlabeled one).
-    all_types: bool = False
-    #: Refuse, before any write, an input that would write more pairs than this (count or share).
-    max_writes: int | None = None
-    max_write_ratio: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.operation not in OPERATIONS:
-            raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}, got {self.operation!r}")
-
-
-class LoadStopped(Exception):
-    """``on_kill`` asked the load to stop; raised after the requests in flight were accounted for."""
+__all__ = ["AssociationLoad", "LoadSettings", "LoadStopped"]
 
 
 class AssociationLoad:
@@ -103,6 +73,7 @@ class AssociationLoad:
         fingerprint: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         keys: KeyResolver | None = None,
+        collect: Callable[[Pair], None] | None = None,
     ) -> None:
         self.sender = sender
         self.from_type = from_type
@@ -119,6 +90,10 @@ class AssociationLoad:
         self._clock = clock
         # Business keys (issue 13): collected in pass 1, resolved before any write, applied in pass 2.
         self.keys = keys
+        # The ledger (issue 14): ``collect`` sees every valid pair in pass 1; the operator sets
+        # ``ledger`` after its read, and each committed pair HubSpot accepted is recorded in it.
+        self.collect = collect
+        self.ledger: LedgerWriter | None = None
         self._batch_limit = settings.batch_size
         self._logged_failures = 0
         self._segments: dict[int, Segment] = {}
@@ -141,7 +116,7 @@ class AssociationLoad:
             self.rows,
             self.resolver.default_types,
             max_failed_ratio=self.settings.max_failed_ratio,
-            on_pair=self.keys.collect if self.keys is not None else None,
+            on_pair=_both(self.keys.collect if self.keys is not None else None, self.collect),
         )
         total, invalid, type_ids = survey.total, survey.invalid, survey.type_ids
         self.report.total = total
@@ -305,6 +280,11 @@ class AssociationLoad:
                 self._log_failure(str(row.to_error()))
             for outcome in segment.outcomes:
                 self.report.add_outcome(outcome)
+                if self.ledger is not None:
+                    for item in outcome.created:
+                        self.ledger.record(
+                            item.pair.from_id, item.pair.to_id, item.types, self.settings.operation
+                        )
                 self._commit_failures(outcome.failures)
             self.report.add_unresolved(segment.unresolved)
             self._commit_failures(segment.unresolved)
@@ -335,6 +315,8 @@ class AssociationLoad:
         if not force and now - self._last_save < self.settings.checkpoint_interval:
             return
         self._last_save, self._saved_rows = now, self._committed_rows
+        if self.ledger is not None:  # before the state: the ledger covers every row a checkpoint skips
+            self.ledger.flush()
         self._copy_hook_counters()
         # The writer serialises on its own thread while this one goes on adding to the record:
         # hand it copies of the record's lists and maps (their entries are never changed).
@@ -395,4 +377,20 @@ class AssociationLoad:
     def _finish(self) -> None:
         """Close the failed-pairs output and copy this try's request counters into the report."""
         self.sink.close()
+        if self.ledger is not None:
+            self.ledger.flush()
         self._copy_hook_counters()
+
+
+def _both(
+    first: Callable[[Pair], None] | None, second: Callable[[Pair], None] | None
+) -> Callable[[Pair], None] | None:
+    """One ``on_pair`` hook calling both (business keys and the ledger both collect in pass 1)."""
+    if first is None or second is None:
+        return first or second
+
+    def call(pair: Pair) -> None:
+        first(pair)
+        second(pair)
+
+    return call

@@ -7,24 +7,28 @@ batch response where it can (``status``, ``requestedAt``, ``startedAt``, ``compl
 ``numErrors``, ``errors``) and adds the package's accounting. It never holds the input: XCom lives in
 Airflow's metadata database, so every list in it is bounded.
 
-The running counts of a load are :class:`airflow_hubspot_assoc.report.LoadReport`, which produces a
-record at the end. ``operation`` says which operator wrote a record (``create`` or ``archive``); it and
-the optional counts of other operators (``archived``, ``removed``, ``resolution``) appear in the JSON
-only when set, so a create record keeps its documented shape. An archive record counts its removed
-pairs in ``archived`` (``created`` stays 0) and samples them, with the types removed, in ``sample``.
+A load's running counts are ``report.LoadReport``, which makes the record. ``operation`` (the writer:
+``OPERATIONS``) and other operators' keys (``archived``, ``removed``, ``resolution``, a sync's
+``record_sync.SyncCounts``) appear in the JSON only when set, so a create record keeps its shape. An
+archive counts removed pairs in ``archived`` (``created`` 0) and samples them, types removed, in ``sample``.
 """
 
 from __future__ import annotations
 
-import ast
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType, type_set
+from airflow_hubspot_assoc.association_types import AssociationPair, AssociationType
 from airflow_hubspot_assoc.constants import BATCH_STATUSES as STATUSES
+from airflow_hubspot_assoc.record_parse import as_list as _list
+from airflow_hubspot_assoc.record_parse import count as _count
+from airflow_hubspot_assoc.record_parse import load_mapping as _load
+from airflow_hubspot_assoc.record_parse import optional_str as _optional_str
+from airflow_hubspot_assoc.record_parse import parse_types as _types
+from airflow_hubspot_assoc.record_parse import sample_pair as _sample_pair
+from airflow_hubspot_assoc.record_sync import SyncCounts
 
 __all__ = [
     "DEFAULT_CATEGORY",
@@ -43,8 +47,13 @@ MAX_ERRORS = 50
 MAX_SAMPLE = 100
 #: Distinct type combinations a record lists in ``typesUsed``.
 MAX_TYPES = 20
-#: The operators that write records; later ones (sync, revert) add theirs here.
-OPERATIONS = ("create", "archive")
+#: The operators that write records and what each did, for messages.
+PAST_TENSE = {"create": "created", "archive": "archived", "revert": "reverted", "sync": "synced"}
+OPERATIONS = tuple(PAST_TENSE)
+#: Operations whose records count the pairs they took away in ``archived`` (asset events too).
+REMOVERS = ("archive", "revert")
+#: Operations whose records may sample pairs whose types must be gone (``removedSample``).
+REMOVED_SAMPLERS = ("revert", "sync")
 #: The category of a row's bare ``association_type_id`` when the record does not say.
 DEFAULT_CATEGORY = "HUBSPOT_DEFINED"
 #: Statuses whose record has a ``completedAt``.
@@ -101,18 +110,27 @@ class BatchRecord:
     #: Counts of later operators; ``None`` (and absent from the JSON) for a create.
     archived: int | None = None
     removed: int | None = None
+    #: A revert's pairs whose removed types were created again (``restored``).
+    restored: int | None = None
+    #: The ledger (issue 14): batch-read requests before the first write, and where it is.
+    ledger_reads: int | None = None
+    ledger_path: str | None = None
     resolution: Mapping[str, Any] | None = None
+    #: A revert's or sync's pairs whose types it removed, with those types (read back for absence).
+    removed_sample: tuple[AssociationPair, ...] = ()
+    sync: SyncCounts | None = None  # a sync's own keys (``record_sync``); None for other operations
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"Batch record status must be one of {', '.join(STATUSES)}, got {self.status!r}")
-        if self.operation not in OPERATIONS:
+        if self.operation not in OPERATIONS or (self.operation == "sync") != (self.sync is not None):
             raise ValueError(
-                f"Batch record operation must be one of {', '.join(OPERATIONS)}, got {self.operation!r}"
+                f"Batch record operation must be one of {', '.join(OPERATIONS)} (sync counts exactly "
+                f"for sync), got {self.operation!r}{' with' if self.sync else ' without'} sync counts"
             )
         for name, items, bound in (
             ("errors", self.errors, MAX_ERRORS),
-            ("sample", self.sample, MAX_SAMPLE),
+            ("sample", self.sample + self.removed_sample, MAX_SAMPLE),
             ("typesUsed", self.types_used, MAX_TYPES),
         ):
             if len(items) > bound:
@@ -120,7 +138,12 @@ class BatchRecord:
 
     @property
     def written(self) -> int:
-        """Pairs the operation applied: ``archived`` for an archive, ``created`` otherwise."""
+        """Pairs the operation applied: ``archived`` for an archive, removed + restored for a revert,
+        created + removed for a sync, ``created`` otherwise."""
+        if self.operation == "revert":
+            return (self.removed or 0) + (self.restored or 0)
+        if self.operation == "sync":
+            return self.created + (self.removed or 0)
         return (self.archived or 0) if self.operation == "archive" else self.created
 
     @property
@@ -163,11 +186,20 @@ class BatchRecord:
         }
         if self.operation != "create":
             value["operation"] = self.operation
-        for key, extra in (("archived", self.archived), ("removed", self.removed)):
+        for key, extra in (
+            ("archived", self.archived),
+            ("removed", self.removed),
+            ("restored", self.restored),
+            ("ledgerReads", self.ledger_reads),
+            ("ledgerPath", self.ledger_path),
+        ):
             if extra is not None:
                 value[key] = extra
         if self.resolution is not None:
             value["resolution"] = dict(self.resolution)
+        if self.removed_sample or self.sync is not None:  # a sync record always has the key
+            value["removedSample"] = [pair.as_dict() for pair in self.removed_sample]
+        value.update(self.sync.to_xcom() if self.sync is not None else {})
         return value
 
     @classmethod
@@ -208,9 +240,17 @@ class BatchRecord:
             not isinstance(failed_pairs_path, str) or not failed_pairs_path
         ):
             raise ValueError(f"Batch record failedPairsPath must be a path, got {failed_pairs_path!r}")
+        ledger_path = raw.get("ledgerPath")
+        if ledger_path is not None and (not isinstance(ledger_path, str) or not ledger_path):
+            raise ValueError(f"Batch record ledgerPath must be a path, got {ledger_path!r}")
         resolution = raw.get("resolution")
         if resolution is not None and not isinstance(resolution, Mapping):
             raise ValueError(f"Batch record resolution must be an object, got {resolution!r}")
+        removed_sample = tuple(_sample_pair(item, None) for item in _list(raw, "removedSample"))
+        if removed_sample and raw.get("operation") not in REMOVED_SAMPLERS:
+            raise ValueError(
+                "Batch record removedSample belongs to a revert or sync record (operation 'revert' or 'sync')"
+            )
         return cls(
             status=raw.get("status"),  # type: ignore[arg-type]  # checked in __post_init__
             from_type=from_type,
@@ -244,7 +284,12 @@ class BatchRecord:
             operation=str(raw.get("operation") or "create"),
             archived=None if raw.get("archived") is None else _count(raw, "archived"),
             removed=None if raw.get("removed") is None else _count(raw, "removed"),
+            restored=None if raw.get("restored") is None else _count(raw, "restored"),
+            ledger_reads=None if raw.get("ledgerReads") is None else _count(raw, "ledgerReads"),
+            ledger_path=ledger_path,
             resolution=None if resolution is None else dict(resolution),
+            removed_sample=removed_sample,
+            sync=SyncCounts.from_xcom(raw) if raw.get("operation") == "sync" else None,
         )
 
     # -- questions the readers ask ------------------------------------------------------------------
@@ -278,9 +323,14 @@ class BatchRecord:
 
     def summary(self) -> str:
         """One line that accounts for every pair of the record."""
+        if self.sync is not None:
+            counts = (self.total, self.created, self.removed or 0, self.failed, self.invalid, self.duplicates)
+            calls = (self.requests, self.retries, self.throttled)
+            return f"{self.status}{' (dry run)' if self.dry_run else ''}: {self.sync.summary(counts, calls)}"
         return (
             f"{self.status}{' (dry run)' if self.dry_run else ''}: {self.total:,} pairs read, "
-            f"{self.written:,} {self.operation}d, {self.failed:,} failed, {self.invalid:,} invalid, "
+            f"{self.written:,} {PAST_TENSE[self.operation]}, {self.failed:,} failed, "
+            f"{self.invalid:,} invalid, "
             f"{self.duplicates:,} duplicates; {self.requests:,} requests, {self.retries:,} retries, "
             f"{self.throttled:,} throttled (429)"
         )
@@ -296,73 +346,10 @@ class BatchRecord:
             "dryRun": self.dry_run,
             "fromObjectType": self.from_type,
             "toObjectType": self.to_type,
-            **({"operation": self.operation, "archived": self.written} if self.operation != "create" else {}),
+            **({"operation": self.operation, "archived": self.written} if self.operation in REMOVERS else {}),
+            **({"operation": "sync", "removed": self.removed or 0} if self.sync is not None else {}),
         }
 
 
 def _specs(types: Types) -> list[dict[str, str | int]]:
     return [t.as_spec() for t in types]
-
-
-def _types(raw: Any, key: str) -> Types:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list | tuple):
-        raise ValueError(f"Batch record {key} must be a list of association types, got {raw!r}")
-    return tuple(dict.fromkeys(AssociationType.parse(item) for item in raw))
-
-
-def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
-    value = raw.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"Batch record {key} must be a string, got {value!r}")
-    return value
-
-
-def _count(raw: Mapping[str, Any], key: str) -> int:
-    value = raw.get(key, 0)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"Batch record field {key!r} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _list(raw: Mapping[str, Any], key: str) -> list[Any]:
-    value = raw.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list | tuple):
-        raise ValueError(f"Batch record {key} must be a list, got {value!r}")
-    return list(value)
-
-
-def _sample_pair(item: Any, default_types: frozenset[AssociationType]) -> AssociationPair:
-    if not isinstance(item, Mapping) or not item.get("from") or not item.get("to"):
-        raise ValueError(f"Batch record sample items need 'from' and 'to', got {item!r}")
-    types = type_set(item["types"]) if "types" in item else default_types
-    return AssociationPair(str(item["from"]), str(item["to"]), types)
-
-
-def _load(value: Mapping[str, Any] | str) -> dict[str, Any]:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            loaded = json.loads(text)
-        except ValueError:
-            # A Jinja template renders a dict as its Python repr (single quotes, True/None).
-            try:
-                loaded = ast.literal_eval(text)
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                loaded = None
-        if isinstance(loaded, Mapping):
-            return dict(loaded)
-    shown = repr(value)
-    if len(shown) > 200:
-        shown = shown[:200] + "..."
-    raise ValueError(
-        "batch must be the operator's batch record (a dict or its JSON text, e.g. create.output), "
-        f"got {shown}"
-    )

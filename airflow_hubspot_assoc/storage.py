@@ -1,4 +1,4 @@
-"""Files the load writes (failed pairs, checkpoints): on local disk or on object storage, alike.
+"""Files the load and the sync write (failed pairs, checkpoints, snapshots): on disk or object storage.
 
 An object store has objects, not folders. A "folder" there exists only while objects live under its
 prefix: ``rmdir`` of a prefix that was just emptied raises (it is already gone), and ``mkdir`` of a
@@ -14,12 +14,14 @@ and the store's own default credentials are tried instead (:func:`describe_conne
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -39,11 +41,18 @@ def location(path: str) -> Any:
 
 def has_folders(target: Any) -> bool:
     """Whether ``target`` lives on a file system with real folders (local disk), not an object store."""
-    return isinstance(target, Path) or getattr(target, "protocol", "") in LOCAL_PROTOCOLS
+    # The protocol first: on Airflow 3.1 an ``ObjectStoragePath`` (an older universal_pathlib's
+    # ``UPath``) is a ``pathlib.Path`` too, so ``isinstance`` alone took s3:// for local disk.
+    protocol = getattr(target, "protocol", None)
+    if protocol is not None:
+        return protocol in LOCAL_PROTOCOLS
+    return isinstance(target, Path)
 
 
 def _local_path(target: Path | ObjectStoragePath) -> Path:
-    return target if isinstance(target, Path) else Path(target.path)
+    if hasattr(target, "protocol"):  # an ObjectStoragePath of local disk (a Path as well on 3.1)
+        return Path(cast("ObjectStoragePath", target).path)
+    return cast(Path, target)
 
 
 def describe_connection(path: str) -> str | None:
@@ -96,6 +105,23 @@ def replace_text(path: str, text: str) -> None:
     os.replace(temporary, local)
 
 
+def write_bytes(path: str, data: bytes) -> None:
+    """Write a whole binary file that readers see whole or not at all (the ledger's gzip parts).
+
+    Local disk: a temporary file beside it, renamed over it. Object storage: one upload.
+    """
+    target = location(path)
+    if not has_folders(target):
+        with target.open("wb") as handle:
+            handle.write(data)
+        return
+    local = _local_path(target)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    temporary = local.with_name(f".{local.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, local)
+
+
 def read_text(path: str) -> str | None:
     """A file's content, or None when there is no such file."""
     target = location(path)
@@ -105,6 +131,46 @@ def read_text(path: str) -> str | None:
     except FileNotFoundError:
         return None
     return text
+
+
+@contextlib.contextmanager
+def replace_binary(path: str) -> Iterator[IO[bytes]]:
+    """Write a binary file whole: readers see the old content or the new, never a part, and a failure
+    inside the ``with`` block leaves the old content in place.
+
+    The bytes go to a local temporary file first. Local disk: it is renamed over the target. Object
+    storage: it is uploaded in one ``put_file`` only once complete, because a streamed upload that
+    fails half-way would still be committed when its handle is closed (fsspec closes on exit).
+    """
+    target = location(path)
+    local = _local_path(target) if has_folders(target) else None
+    if local is not None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+    # Not NamedTemporaryFile: its mode is 0600 whatever the umask, and the rename would keep it.
+    folder = local.parent if local is not None else Path(tempfile.gettempdir())
+    temporary = folder / f".{uuid.uuid4().hex}.tmp"
+    try:
+        with temporary.open("xb") as sink:
+            yield sink
+        if local is not None:
+            os.replace(temporary, local)
+        else:
+            target.fs.put_file(str(temporary), target.path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def open_binary(path: str, *, block_size: int | None = None) -> Iterator[IO[bytes]]:
+    """Open a file for reading bytes; ``FileNotFoundError`` when there is no such file.
+
+    :param block_size: on object storage, the bytes fetched per request (the store's default, often
+        5 MiB, when None): small to read only a header.
+    """
+    target = location(path)
+    options = {"block_size": block_size} if block_size and not has_folders(target) else {}
+    with target.open("rb", **options) as handle:
+        yield handle
 
 
 def files_under(folder: Path | ObjectStoragePath) -> Iterator[Path | ObjectStoragePath]:

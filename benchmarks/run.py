@@ -1,8 +1,9 @@
 """``python -m benchmarks.run``: the performance benchmarks (``make bench``).
 
-Runs the five scenarios of the performance issue against the HubSpot stand-in, each client in a
-process of its own, and writes ``results.json`` (every figure, target, pass/fail and the machine),
-``throughput.png`` (throughput over time against each ceiling) and a table on stdout.
+Runs the five scenarios of the performance issue against the HubSpot stand-in, and the sync's diff
+against DuckDB (``sync_diff``), each client in a process of its own, and writes ``results.json``
+(every figure, target, pass/fail and the machine), ``throughput.png`` (throughput over time against
+each ceiling) and a table on stdout.
 
 ``--quick`` shrinks every input for a CI smoke run; ``--only NAME`` (repeatable) picks scenarios.
 The exit status is 0 when the runs completed, whether or not every target was met: a missed target

@@ -1,5 +1,5 @@
-"""The scenarios of the performance issue (and issue 13's ``key_resolution``, in its own module),
-each a function from sizes to checked results.
+"""The scenarios of the performance issue (and the sync's diff, and issue 13's ``key_resolution``
+in its own module), each a function from sizes to checked results.
 
 Each scenario starts its own stand-in process(es) with the limits it is about, runs the clients in
 their own processes (``harness.Runner``) and turns raw figures into checks against the targets.
@@ -18,6 +18,7 @@ from benchmarks.data import ensure_csv
 from benchmarks.harness import BATCH_SIZE, CaseResult, Check, Runner, created_between, standin_config
 from benchmarks.key_resolution import key_resolution
 from benchmarks.standin import StandInProcess
+from benchmarks.syncdiff_scenario import sync_diff
 
 #: HubSpot's rolling window.
 WINDOW_S = 10.0
@@ -45,6 +46,9 @@ class Sizes:
     cost_baseline_pairs: int
     memory_pairs: tuple[int, ...]
     jitter_ms: float = 50.0
+    #: Triples of each input of the sync diff (desired and snapshot; 1% churn between them).
+    sync_diff_triples: int = 10_000_000
+    sync_diff_repeats: int = 2
     #: ``key_resolution``: pairs by email -> external_id, distinct contacts and companies among
     #: them, and the distinct keys of its memory run.
     key_pairs: int = 1_000_000
@@ -76,6 +80,8 @@ QUICK = Sizes(
     cost_pairs=30_000,
     cost_baseline_pairs=5_000,
     memory_pairs=(5_000, 30_000),
+    sync_diff_triples=200_000,
+    sync_diff_repeats=1,
     key_pairs=20_000,
     key_contacts=2_000,
     key_companies=500,
@@ -504,5 +510,6 @@ SCENARIOS: dict[str, Callable[[Context], list[CaseResult]]] = {
     "shared_limit": shared_limit,
     "cost_per_pair": cost_per_pair,
     "memory": memory,
+    "sync_diff": sync_diff,
     "key_resolution": key_resolution,
 }

@@ -125,6 +125,9 @@ def test_no_import_cycle_among_package_modules():
         ("assets", ("hooks", "operators", "sensors", "triggers", "lineage")),
         ("readback", ("hooks", "operators", "sensors", "triggers", "lineage", "assets", "load")),
         ("constants", ("",)),
+        # the ledger's format is domain code: files only, no HTTP, no Airflow adapters
+        ("ledger", ("hooks", "operators", "sensors", "triggers", "load", "client", "readback")),
+        ("ledger_reads", ("hooks", "operators", "sensors", "triggers", "load", "readback")),
     ],
 )
 def test_layers_keep_to_their_imports(module, forbidden):

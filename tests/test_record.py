@@ -172,9 +172,29 @@ class TestRoundTrip:
     def test_later_operations_add_their_keys_only_when_set(self):
         record = BatchRecord.from_xcom(_record())
         assert record.operation == "create"
-        assert not {"operation", "archived", "removed", "resolution"} & set(record.to_xcom())
+        keys = {"operation", "archived", "removed", "restored", "ledgerReads", "ledgerPath", "resolution"}
+        assert not keys & set(record.to_xcom())
         with pytest.raises(ValueError, match="operation must be one of create"):
             BatchRecord.from_xcom(_record(operation="teleport"))
+
+    def test_a_revert_record_round_trips_its_ledger_keys(self):
+        raw = _record(
+            operation="revert", removed=3, restored=2, ledgerReads=4, ledgerPath="s3://conn@b/ledgers/r"
+        )
+        record = BatchRecord.from_xcom(raw)
+        assert (record.removed, record.restored, record.ledger_reads) == (3, 2, 4)
+        assert record.written == 5 and "5 reverted" in record.summary()
+        value = record.to_xcom()
+        assert (value["restored"], value["ledgerReads"], value["ledgerPath"]) == (
+            2,
+            4,
+            "s3://conn@b/ledgers/r",
+        )
+        assert BatchRecord.from_xcom(value) == record
+        with pytest.raises(ValueError, match="ledgerPath"):
+            BatchRecord.from_xcom(_record(ledgerPath=""))
+        with pytest.raises(ValueError, match="ledgerReads"):
+            BatchRecord.from_xcom(_record(ledgerReads=-1))
 
     def test_summary_accounts_for_every_pair(self):
         record = _report(created=3, failed=1).to_record()

@@ -204,11 +204,19 @@ class HubSpotClient:
         self, from_type: str, to_type: str, from_ids: Iterable[str]
     ) -> dict[str, list[dict]]:
         """Read the associations of ``from_ids`` (chunks of 1,000, every page); missing ids map to []."""
+        return self.read_associations_counted(from_type, to_type, from_ids)[0]
+
+    def read_associations_counted(
+        self, from_type: str, to_type: str, from_ids: Iterable[str]
+    ) -> tuple[dict[str, list[dict]], int]:
+        """``read_associations`` and how many requests it took (a ledger reports its reads)."""
         path = self._paths(from_type, to_type).batch_read
         collector = ReadCollector(from_ids)
+        requests = 0
         while (payload := collector.next_payload()) is not None:
             collector.absorb(body_of(self.call("POST", path, payload)))
-        return collector.result
+            requests += 1
+        return collector.result, requests
 
     async def aread_associations(
         self, from_type: str, to_type: str, from_ids: Iterable[str]

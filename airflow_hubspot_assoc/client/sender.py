@@ -7,6 +7,7 @@ many may be in flight (now, and at most ever, to size the pool), and what did se
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,3 +88,7 @@ class AssociationSender:
     def association_types(self) -> list[dict[str, Any]]:
         """The object pair's association types (cached): checked before the first write."""
         return self._client.cached_association_types(self.from_type, self.to_type)
+
+    def read_associations(self, from_ids: Iterable[str]) -> tuple[dict[str, list[dict[str, Any]]], int]:
+        """The associations of ``from_ids`` (1,000 a request, pages followed) and the requests made."""
+        return self._client.read_associations_counted(self.from_type, self.to_type, from_ids)

@@ -20,8 +20,10 @@ Why these rules (HubSpot counts requests per app, over a rolling window, across 
   dip is a slot in transit, not one given up), lapsing after an interval without news. We never let
   our own count exceed M - F.
 * **Peers known: equal shares.** When the peer board (``peers.py``) shows other processes of the app
-  that want to send, the window is split evenly: M / peers each. Until the sends made under the old
-  split have left the window (an interval after the count changed), never more than M - F either.
+  that want to send, the window is split evenly: M / peers each, and never more than M - F while F
+  is news (the board shows one host; processes on other hosts are in F only). Until the sends made
+  under the old split have left the window (an interval after the count changed), M - F bounds the
+  share even without news.
   A process that took more before the others arrived shrinks to its share; newcomers grow into it.
 * **Peers unknown (other hosts): AIMD** (``steering.py``). Seen only through F, each process steers
   a level so that the total approaches M and shares even out. Sends are paced (I / 2M apart) so that
@@ -196,7 +198,8 @@ class WindowState:
         """How many of our sends may be in the window now (while sharing, it grows between answers)."""
         if self.peers > 1 and self.limit is not None:
             fair = self._target_use * self.limit / self.peers
-            if now >= self._peers_settled_at:
+            # The board shows one host: other hosts' processes (Celery workers, pods) are only in F.
+            if now >= self._peers_settled_at and not (self._foreign and now < self._foreign_until):
                 return fair
             return max(0.0, min(fair, float(self.limit - self._foreign)))
         if self._steering.active:

@@ -122,6 +122,8 @@ class KeyResolver:
         self._lock = threading.Lock()
         self._reverse: list[dict[int, str] | None] = [None, None]
         self._last_progress = time.monotonic()
+        #: Told the pairs ``retry_stale`` is about to send with fresh ids (the ledger reads their state).
+        self.on_resend: Callable[[list[Pair]], None] | None = None
 
     @property
     def key_sides(self) -> tuple[bool, bool]:
@@ -335,6 +337,8 @@ class KeyResolver:
         if not retry:
             return dataclasses.replace(outcome, failures=standing)
         types = {item.pair: item.types for item in batch.items}
+        if self.on_resend is not None:
+            self.on_resend([new for _, new in retry])
         second = send(Batch(batch.default, [Item(new, types[old]) for old, new in retry], batch.segment))
         return dataclasses.replace(
             outcome,

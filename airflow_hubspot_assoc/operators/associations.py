@@ -54,6 +54,11 @@ class BatchCreateAssociationsOperator(BatchAssociationsOperatorBase):
         defaults to ``_checkpoints`` beside ``failed_pairs_path``; without either, no checkpoints
     :param checkpoint_interval: least seconds between two checkpoint writes; 0 (default) writes one
         after every commit, with one write in flight (commits made meanwhile coalesce into the next)
+    :param ledger_path: a folder (local or object storage, templated; ``{run_id}``, ``{map_index}``,
+        ``{dag_id}``, ``{task_id}`` filled in) where the load records exactly what it changed, per pair,
+        so that ``RevertAssociationsOperator`` can undo it; it costs one batch read per 1,000 distinct
+        from ids before the first write (``ledgerReads`` in the record); with business keys, of the
+        resolved record ids.
     :param create_missing_labels: create a label name (the operator's or a row's) that the object
         pair lacks, through the labels API, once and before any write (``USER_DEFINED``, with an
         internal ``name`` derived from the label); without it an unknown label fails before any write,

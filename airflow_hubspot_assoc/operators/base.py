@@ -30,7 +30,14 @@ from airflow_hubspot_assoc.exceptions import HubSpotConfigError, HubSpotError
 from airflow_hubspot_assoc.failed_pairs import FailedPairsSink
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 from airflow_hubspot_assoc.load import AssociationLoad, LoadSettings
-from airflow_hubspot_assoc.operators.outputs import checkpoint_store, failed_pairs_path, key_resolver
+from airflow_hubspot_assoc.operators.outputs import (
+    checkpoint_store,
+    failed_pairs_path,
+    key_resolver,
+    ledger_input,
+    ledger_writer,
+    resolved_pairs,
+)
 from airflow_hubspot_assoc.operators.upstream import dag_of, upstream_xcoms
 from airflow_hubspot_assoc.pairs import PairReader
 from airflow_hubspot_assoc.record import BatchRecord
@@ -66,6 +73,7 @@ class BatchAssociationsOperatorBase(BaseOperator):
         "association_label",
         "failed_pairs_path",
         "checkpoint_path",
+        "ledger_path",
         "hubspot_conn_id",
     )
     template_fields_renderers = {"pairs": "json"}
@@ -94,6 +102,7 @@ class BatchAssociationsOperatorBase(BaseOperator):
         failed_pairs_path: str | None = None,
         checkpoint_path: str | None = None,
         checkpoint_interval: float = 0.0,
+        ledger_path: str | None = None,
         dry_run: bool = False,
         progress_interval: float = 5.0,
         hubspot_conn_id: str = HubSpotHook.default_conn_name,
@@ -162,6 +171,7 @@ class BatchAssociationsOperatorBase(BaseOperator):
         self.failed_pairs_path = failed_pairs_path
         self.checkpoint_path = checkpoint_path
         self.checkpoint_interval = checkpoint_interval
+        self.ledger_path = ledger_path
         # Not ``self.dry_run``: BaseOperator already has a ``dry_run()`` method.
         self.is_dry_run = dry_run
         self.progress_interval = progress_interval
@@ -195,7 +205,8 @@ class BatchAssociationsOperatorBase(BaseOperator):
         checkpoint = (
             None if self.is_dry_run else checkpoint_store(self.checkpoint_path, failed_path, ti, log=self.log)  # type: ignore[arg-type]
         )
-        for path in (self.pairs_path, failed_path, checkpoint and checkpoint.location):
+        ledger_at, named = ledger_input(self.ledger_path, self.is_dry_run, ti)
+        for path in (self.pairs_path, failed_path, checkpoint and checkpoint.location, ledger_at):
             if path and (warning := describe_connection(str(path))):
                 self.log.warning("%s", warning)
         report = LoadReport(
@@ -234,6 +245,7 @@ class BatchAssociationsOperatorBase(BaseOperator):
             stop=self._stop_event(),
             checkpoint=checkpoint,
             keys=keys,
+            collect=named.collect if named is not None else None,
         )
         self.log.info(
             "%s %s -> %s associations from %s",
@@ -251,6 +263,9 @@ class BatchAssociationsOperatorBase(BaseOperator):
             # An archive's checkpoint must never resume a create of the same input, nor the reverse.
             **({"operation": self.operation} if self.operation != "create" else {}),
         }
+        if ledger_at and named is not None:  # keys resolved: read (or reuse) the before state, then write
+            named = resolved_pairs(named, keys)
+            load.ledger = ledger_writer(ledger_at, hook, load, self.operation, named, ti=ti, log=self.log)
         skipped = load.resume()
         load.send()
         if keys is not None and not self.is_dry_run:
@@ -260,6 +275,8 @@ class BatchAssociationsOperatorBase(BaseOperator):
         record = report.to_record(resumed_skipped=skipped)
         if keys is not None:
             record = dataclasses.replace(record, resolution=keys.summary())
+        if load.ledger is not None:
+            record = dataclasses.replace(record, ledger_reads=load.ledger.reads, ledger_path=ledger_at)
         self.log.info("%s", record.summary())
         self._files_read = _files_of(reader)
         self._record = record

@@ -1,5 +1,5 @@
 """What a batch operator derives from its arguments and the task instance before a load starts:
-where failed pairs go, where its checkpoint lives, and the resolver of business keys.
+where failed pairs go, where its checkpoint and its ledger live, and the resolver of business keys.
 
 Why apart from the operator: these are small decisions on paths and keys (templated placeholders,
 a default checkpoint folder beside the failed pairs, one cache per portal) that every batch operator
@@ -17,6 +17,10 @@ from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 from airflow_hubspot_assoc.keys.cache import KeyCache
 from airflow_hubspot_assoc.keys.normalise import key_property
 from airflow_hubspot_assoc.keys.resolver import KeyResolver
+from airflow_hubspot_assoc.ledger import LedgerWriter
+from airflow_hubspot_assoc.ledger_reads import LateReads, NamedPairs, open_ledger, unlabeled_type
+from airflow_hubspot_assoc.load import AssociationLoad
+from airflow_hubspot_assoc.pairs import Pair
 
 #: Suffixes dropped from an input's name for ``{input_name}``.
 _DATA_SUFFIXES = (".gz", ".csv", ".jsonl", ".ndjson", ".json", ".parquet")
@@ -81,3 +85,88 @@ def key_resolver(
     resolver = KeyResolver(lookup, from_key, to_key, log=log, cache=cache)
     resolver.check_properties()
     return resolver
+
+
+def ledger_location(template: str | None, ti: Any) -> str | None:
+    """``ledger_path`` with ``{run_id}``, ``{map_index}``, ``{dag_id}`` and ``{task_id}`` filled in."""
+    if not template:
+        return None
+    path = str(template)
+    if "{" not in path:
+        return path
+    return path.format(
+        run_id=getattr(ti, "run_id", "run"),
+        map_index=getattr(ti, "map_index", -1) if ti is not None else -1,
+        dag_id=getattr(ti, "dag_id", "dag"),
+        task_id=getattr(ti, "task_id", "task"),
+    )
+
+
+def ledger_input(template: str | None, dry_run: bool, ti: Any) -> tuple[str | None, NamedPairs | None]:
+    """Where the load's ledger goes and the collector of its pairs; ``(None, None)`` without one (and
+    in a dry run, which changes nothing)."""
+    location = None if dry_run else ledger_location(template, ti)
+    if not location:
+        return None, None
+    return location, NamedPairs()
+
+
+def resolved_pairs(named: NamedPairs, keys: KeyResolver | None) -> NamedPairs:
+    """The named pairs with record ids, once ``keys`` are resolved (the input itself when it names ids).
+
+    Why: with business keys the validate pass collects keys, but the ledger's before read and its
+    lines speak of HubSpot record ids, the ids the load sends. A pair whose key does not resolve is
+    left out: it fails without a write, so it changes nothing a revert would undo. The pairs by key
+    are emptied as they are mapped (a million emails cost some 100 MiB, needed no more).
+    """
+    if keys is None:
+        return named
+    resolved = NamedPairs()
+    while named.by_from:
+        from_key, targets = named.by_from.popitem()
+        for to_key in targets:
+            pair = keys.apply(Pair(from_key, to_key, 0, "ledger"))
+            if isinstance(pair, Pair):
+                resolved.add(pair.from_id, pair.to_id)
+    return resolved
+
+
+def ledger_writer(
+    location: str,
+    hook: HubSpotHook,
+    load: AssociationLoad,
+    operation: str,
+    named: NamedPairs,
+    *,
+    ti: Any,
+    log: Any,
+) -> LedgerWriter:
+    """The load's ledger, its before state read (or reused) before the first write.
+
+    The task instance is part of the fingerprint: only a retry of the same task instance may reuse a
+    before state; another run that finds a ledger of the same input at a fixed path fails instead of
+    taking that run's before state for its own.
+    """
+    from_type, to_type = load.from_type, load.to_type
+    sender = hook.sender(from_type, to_type)
+    fingerprint = {**load.fingerprint, "taskInstance": task_instance_key(ti)}
+    meta = {
+        "fromType": from_type,
+        "toType": to_type,
+        "portalId": hook.portal_id,
+        "apiVersion": hook.api_version,
+        "operation": operation,
+        "fingerprint": fingerprint,
+    }
+    unlabeled = unlabeled_type(sender.association_types())
+    writer = open_ledger(location, meta, named, sender.read_associations, unlabeled, log=log)
+    if load.keys is not None:  # pairs sent again with fresh ids: their state is read before they are
+        load.keys.on_resend = LateReads(writer, named, sender.read_associations)
+    return writer
+
+
+def task_instance_key(ti: Any) -> str | None:
+    """``dag/run/task/map index`` of a task instance (None outside Airflow), as checkpoints key them."""
+    if ti is None:
+        return None
+    return checkpoint_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index if ti.map_index is not None else -1)

@@ -64,6 +64,7 @@ class ReadBack:
     :param max_from_ids: distinct from-ids per batch read
     :param max_outstanding: stop reading new pairs while this many are missing (only count them)
     :param absent: wait for the pairs' types to be gone (an archive record) instead of visible
+    :param absent_pairs: pairs to wait for to be gone while the others must be visible (a revert)
     """
 
     def __init__(
@@ -78,12 +79,16 @@ class ReadBack:
         max_from_ids: int = BATCH_READ_MAX_INPUTS,
         max_outstanding: int | None = None,
         absent: bool = False,
+        absent_pairs: Iterable[AssociationPair] = (),
     ) -> None:
         self.absent = absent
+        self.absent_pairs = frozenset(absent_pairs)
         self.from_type = from_type
         self.to_type = to_type
         self._expected = expected
-        self.pending: list[MissingPair] = [MissingPair(pair, absent=absent) for pair in pending]
+        self.pending: list[MissingPair] = [
+            MissingPair(pair, absent=absent or pair in self.absent_pairs) for pair in pending
+        ]
         self.confirmed = confirmed
         if expected is None and total is None:
             total = confirmed + len(self.pending)
@@ -181,7 +186,7 @@ class ReadBack:
                 chunk = [item.pair for item in remaining[0]]
                 answer = yield from_ids_of(chunk)
                 remaining.pop(0)
-                result = check_pairs(chunk, answer, absent=self.absent)
+                result = check_pairs(chunk, answer, absent=self.absent, absent_pairs=self.absent_pairs)
                 self.confirmed += len(result.confirmed)
                 still.extend(result.missing)
         finally:
@@ -203,7 +208,7 @@ class ReadBack:
             if self.max_outstanding is not None and len(self.pending) >= self.max_outstanding:
                 continue  # only counting: enough is outstanding to wait for
             answer = yield from_ids_of(chunk)
-            result = check_pairs(chunk, answer, absent=self.absent)
+            result = check_pairs(chunk, answer, absent=self.absent, absent_pairs=self.absent_pairs)
             self.confirmed += len(result.confirmed)
             self.pending.extend(result.missing)
             self.position += len(chunk)

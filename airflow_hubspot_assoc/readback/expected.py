@@ -24,7 +24,7 @@ from airflow_hubspot_assoc.association_types import AssociationPair, Association
 from airflow_hubspot_assoc.exceptions import HubSpotConfigError
 from airflow_hubspot_assoc.readback.keyed import KeyMaps, key_map_paths
 from airflow_hubspot_assoc.readback.matching import FailedPairs
-from airflow_hubspot_assoc.record import BatchRecord
+from airflow_hubspot_assoc.record import PAST_TENSE, BatchRecord
 
 #: How much the sensor reads back.
 VERIFY_MODES = ("sample", "all", "none")
@@ -58,8 +58,10 @@ class ExpectedPairs:
 
     def __iter__(self) -> Iterator[AssociationPair]:
         record = self.record
+        # A revert's pairs it removed types from are waited for to be gone (``removedSample``).
+        samples = (*record.sample, *record.removed_sample)
         if self.verify != "all":
-            yield from record.sample
+            yield from samples
             return
         kind = record.source.get("kind")
         if record.resolution is not None and record.created <= len(record.sample):
@@ -84,14 +86,15 @@ class ExpectedPairs:
         if kind == "path":
             yield from self._pairs_from_path()
             return
-        if record.written <= len(record.sample):
-            yield from record.sample
+        if record.written <= len(samples):
+            yield from samples
             return
         if kind == "xcom":
+            done = PAST_TENSE[record.operation]
             raise HubSpotConfigError(
-                f"verify='all' needs every {record.operation}d pair, but the batch came from an XCom list "
+                f"verify='all' needs every {done} pair, but the batch came from an XCom list "
                 f"and its record samples only {len(record.sample):,} of {record.written:,} "
-                f"{record.operation}d pairs. Use verify='sample', or load from a file (pairs_path) so the "
+                f"{done} pairs. Use verify='sample', or load from a file (pairs_path) so the "
                 "sensor can read it again."
             )
         raise HubSpotConfigError(

@@ -10,11 +10,13 @@ Rules:
 * An archive is read back for absence (``absent=True``): a pair is confirmed when HubSpot lists
   none of the types it had removed; a pair archived without types (every association) is confirmed
   only when HubSpot lists no association between the two records at all.
+* A revert waits for both: the pairs it restored (present) and those it removed from, which it names
+  in ``absent_pairs`` (read back for absence like an archive's).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -86,17 +88,19 @@ def check_pairs(
     read_back: Mapping[str, Sequence[Mapping[str, Any]]],
     *,
     absent: bool = False,
+    absent_pairs: Collection[AssociationPair] = (),
 ) -> CheckResult:
     """Split ``expected`` into confirmed and missing pairs according to one batch read.
 
     :param absent: confirm pairs whose types are gone (an archive) instead of present.
+    :param absent_pairs: the pairs to confirm gone when ``absent`` is false (a revert's removals).
     """
     index = index_read_back(read_back)
     confirmed: list[AssociationPair] = []
     missing: list[MissingPair] = []
     for pair in expected:
         found = index.get(pair.from_id, {}).get(pair.to_id)
-        if absent:
+        if absent or pair in absent_pairs:
             # No types: every association was archived, so any type left counts against it.
             if not found or (pair.types and not pair.types & found):
                 confirmed.append(pair)

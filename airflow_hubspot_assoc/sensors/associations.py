@@ -4,7 +4,9 @@ HubSpot's CRM is eventually consistent: an association that batch create accepte
 show up in reads. The sensor reads the pairs back with batch read and succeeds only when each one is
 visible with the type it was created with. For an archive record (``operation: "archive"``) it waits
 for the opposite: each pair no longer shows the types removed (no association at all when every type
-was removed); ``readback`` decides, the sensor only drives it.
+was removed); for a revert or sync record, both: restored or created types visible, removed ones
+gone (``removedSample``), in the worker and through the trigger alike. ``readback``
+decides, the sensor only drives it.
 
 How much memory and how many requests it needs:
 
@@ -45,7 +47,7 @@ from airflow_hubspot_assoc.readback import (
     encode_pairs,
     progress_text,
 )
-from airflow_hubspot_assoc.record import BatchRecord
+from airflow_hubspot_assoc.record import PAST_TENSE, BatchRecord
 from airflow_hubspot_assoc.triggers.associations import HubSpotBatchStatusTrigger
 from airflow_hubspot_assoc.ui import HUBSPOT_UI_COLOR
 
@@ -176,6 +178,7 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
             confirmed=progress.confirmed,
             total=progress.total,
             absent=progress.absent,
+            absent_rows=[n for n, item in enumerate(progress.pending) if item.absent and not progress.absent],
         )
         self.log.info(
             "Deferring: %s; the triggerer polls every %ss.", progress.status_text(), self.poke_interval
@@ -253,7 +256,7 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
                 record.status,
             )
         if record.written == 0:
-            self.log.info("The batch %s no associations: nothing to wait for.", f"{record.operation}d")
+            self.log.info("The batch %s no associations: nothing to wait for.", PAST_TENSE[record.operation])
             return self._result(record, expected=0)
         return None
 
@@ -266,7 +269,11 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
             expected = self._progress.total if self._progress is not None else None
             self.log.info(
                 "All associations are %s: %s.",
-                "gone" if record.operation == "archive" else "visible",
+                {
+                    "archive": "gone",
+                    "revert": "as they were before the run",
+                    "sync": "as the sync left them (created visible, removed gone)",
+                }.get(record.operation, "visible"),
                 progress_text(confirmed, expected),
             )
         return {
@@ -316,6 +323,9 @@ class HubSpotBatchStatusSensor(BaseSensorOperator):
                 max_outstanding=self.max_deferred_pairs,
                 # An archive record: wait until its pairs no longer show the removed types.
                 absent=record.operation == "archive",
+                # A revert or sync record: also until the pairs it removed from no longer show those
+                # types (the trigger gets their positions as ``absent_rows`` when the check defers).
+                absent_pairs=record.removed_sample,
             )
         return self._progress
 

@@ -60,6 +60,7 @@ class AssociationsApi:
         if canceled is not None:
             return (*canceled, 0)
         pair = self.labels.pair(from_t.type_id, to_t.type_id)
+        default = self.labels.default(from_t.type_id, to_t.type_id).key
         rows: list[Row] = []
         errors: list[dict[str, Any]] = []
         for item in inputs:
@@ -69,6 +70,8 @@ class AssociationsApi:
             if error is not None:
                 errors.append(error)
                 continue
+            # HubSpot adds the pair's unlabeled association with its first label.
+            keys = keys if default in keys else [*keys, default]
             rows.append((from_id, to_id, keys, [pair.inverse.get(k, k) for k in keys]))
         stored = self.store.add_many(from_t.type_id, to_t.type_id, rows, self._visible_at())
         results: dict[tuple[str, str], dict[str, Any]] = {}

@@ -35,6 +35,8 @@ class HubSpotBatchStatusTrigger(BaseTrigger):
     :param confirmed: pairs the worker confirmed before deferring (for progress and the event)
     :param total: all expected pairs (confirmed before deferring plus ``pairs``)
     :param absent: wait for the pairs' types to be gone (an archive record) instead of visible
+    :param absent_rows: positions in ``pairs`` of the pairs to wait for to be gone while the others
+        must be visible (a revert record's removals)
     """
 
     def __init__(
@@ -50,9 +52,11 @@ class HubSpotBatchStatusTrigger(BaseTrigger):
         confirmed: int = 0,
         total: int | None = None,
         absent: bool = False,
+        absent_rows: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.absent = bool(absent)
+        self.absent_rows = [int(position) for position in absent_rows]
         self.hubspot_conn_id = hubspot_conn_id
         self.from_object_type = from_object_type
         self.to_object_type = to_object_type
@@ -81,6 +85,8 @@ class HubSpotBatchStatusTrigger(BaseTrigger):
                 "confirmed": self.confirmed,
                 "total": self.total,
                 "absent": self.absent,
+                # Only a revert's trigger has them: other triggers' kwargs stay as they were.
+                **({"absent_rows": self.absent_rows} if self.absent_rows else {}),
             },
         )
 
@@ -91,13 +97,15 @@ class HubSpotBatchStatusTrigger(BaseTrigger):
     async def _poll(self) -> dict[str, Any]:
         from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 
+        pending = decode_pairs(self.type_sets, self.pairs)
         readback = ReadBack(
             self.from_object_type,
             self.to_object_type,
-            pending=decode_pairs(self.type_sets, self.pairs),
+            pending=pending,
             confirmed=self.confirmed,
             total=self.total,
             absent=self.absent,
+            absent_pairs=[pending[position] for position in self.absent_rows],
         )
         # Transient errors are retried at the next poll, so one poll need not retry for long.
         hook = HubSpotHook(

@@ -97,3 +97,19 @@ def test_the_file_board_forgets_files_of_dead_processes_and_survives_a_read_only
     blocked = FilePeerBoard("k", root=tmp_path / "file", wall=lambda: now[0])
     (tmp_path / "file").write_text("not a folder")
     assert blocked.beat_and_count() == 1
+
+
+def test_known_peers_leave_room_for_processes_of_other_hosts_seen_in_the_headers():
+    """The board shows one host: four peers here, four more on another Celery worker. A quarter each
+    would be twice the window; while the headers show the others' sends, F bounds the share."""
+    state = WindowState(max_in_flight=4, ramp=0.0)
+    state.set_peers(4, 0.0)
+    settled = 10.0 + state.margin + 1.0 + 1.0
+    first, _ = state.try_send(settled)
+    # 88 of 100 counted, 1 of them ours: 87 sent by the others (three peers here, four elsewhere)
+    state.release(first, 200, headers(100, 12), None, settled + 0.1)
+    level = state.current_level(settled + 0.2)
+    assert level <= 100 - 87 < 25
+    assert len(send_all(state, settled + 0.2)) <= 100 - 87 - 1
+    # once the news has lapsed (an interval without answers), the board's even split again
+    assert state.current_level(settled + 0.1 + 10.0 + 0.01) > 100 - 87

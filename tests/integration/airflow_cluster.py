@@ -250,12 +250,14 @@ class AirflowCluster:
             for ti in self.task_instances(dag_id, run_id)
         }
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
-        """A task's XCom value (deserialised)."""
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1
+    ) -> Any:
+        """A task's XCom value (deserialised); ``map_index`` for one instance of a mapped task."""
         answer = self.api(
             "GET",
             f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
-            "?deserialize=true&stringify=false",
+            f"?deserialize=true&stringify=false&map_index={map_index}",
         )
         return answer.get("value")
 

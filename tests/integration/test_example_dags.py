@@ -68,12 +68,13 @@ def test_example_follows_the_house_style(dag_id):
     assert dag.doc_md and len(dag.doc_md) > 200, "doc_md explains the use case"
     assert {"example", "hubspot"} <= set(dag.tags)
     assert dag.catchup is False
-    if dag_id != "example_hubspot_scheduled":
+    if dag_id not in ("example_hubspot_scheduled", "example_hubspot_sync"):
         assert dag.schedule is None, "schedule=None unless the example is about scheduling"
     source = (EXAMPLES / f"{dag_id}.py").read_text()
     assert source.startswith('"""') and "from __future__ import annotations" in source
     # The operator's output feeds the sensor: the data flow is visible in the graph.
-    creators = [t for t in dag.tasks if t.task_type == "BatchCreateAssociationsOperator"]
+    writers = ("BatchCreateAssociationsOperator", "SyncAssociationsOperator")
+    creators = [t for t in dag.tasks if t.task_type in writers and not getattr(t, "is_dry_run", False)]
     sensors = [t for t in dag.tasks if t.task_type == "HubSpotBatchStatusSensor"]
     assert creators and len(sensors) == len(creators)
     for sensor in sensors:
@@ -247,3 +248,69 @@ def test_scheduled_example_defers_until_hubspot_shows_the_pairs(hubspot_conn, qu
     assert results["confirm_associations"]["status"] == "CONFIRMED"
     assert results["confirm_associations"]["confirmed"] == 150
     assert len(all_stored(hubspot_conn)) == 150
+
+
+def test_sync_example_syncs_daily_and_plans_then_applies_on_mondays(hubspot_conn, quick_sensors, tmp_path):
+    primary = ("HUBSPOT_DEFINED", 1)
+    conf = {"export_root": str(tmp_path), "state_path": str(tmp_path / "_state")}
+    sunday = pendulum.datetime(2026, 3, 1, tz="UTC")
+    assert sunday.day_of_week == pendulum.SUNDAY
+    dag = load_dag("example_hubspot_sync")
+    outcomes = []
+    for day in (sunday, sunday.add(days=1), sunday.add(days=2)):
+        hubspot_conn.reset_stats()
+        dag_run = run_dag(dag, logical_date=day, run_conf=conf)
+        states, results = task_states(dag_run), task_results(dag_run)
+        ran = sorted(name for name, state in states.items() if state == "success")
+        writes = hubspot_conn.stats.write_requests
+        outcomes.append((ran, writes, results))
+        with (tmp_path / f"dt={day.to_date_string()}" / "contact_company.csv").open() as handle:
+            expected = {(row["from_id"], row["to_id"]) for row in csv.DictReader(handle)}
+        assert stored(hubspot_conn, primary) == expected
+    (sun, sun_writes, sun_results), (mon, mon_writes, mon_results), (tue, tue_writes, tue_results) = outcomes
+    assert sun == ["confirm_sync", "desired_state", "plan_or_sync", "sync_changes"]
+    assert sun_results["sync_changes"]["created"] == 200 and sun_writes == 2
+    assert mon == ["apply_plan", "confirm_plan", "desired_state", "plan_changes", "plan_or_sync"]
+    assert mon_results["plan_changes"]["planned"] == {"creates": 10, "removals": 10}
+    assert mon_results["plan_changes"]["dryRun"] is True
+    applied = mon_results["apply_plan"]
+    assert (applied["created"], applied["removed"], applied["planPath"]) == (
+        10,
+        10,
+        mon_results["plan_changes"]["planPath"],
+    )
+    assert mon_writes == 2  # one create request and one removal request
+    assert tue == sun
+    assert (tue_results["sync_changes"]["created"], tue_results["sync_changes"]["removed"], tue_writes) == (
+        10,
+        10,
+        2,
+    )
+
+
+@pytest.mark.hubspot_standin(missing_records={"companies": ["9003"]})
+def test_revert_example_reverts_a_load_that_fails_its_check(hubspot_conn, quick_sensors, tmp_path):
+    # One contact already had its company: the revert must leave that association alone.
+    from tests.testing.support import call, create_inputs
+
+    call(hubspot_conn, "v4", "batch_create", create_inputs([("4000", "9000")]))
+    dag_run = run_dag(
+        load_dag("example_hubspot_revert"), run_conf={"ledger_root": str(tmp_path), "max_failed_ratio": 0.05}
+    )
+    states = task_states(dag_run)
+    assert states["check_load"] == "success" and states["revert_load"] == "success", states
+    assert states["keep_load"] == "skipped"
+    results = task_results(dag_run)
+    load = results["load_associations"]
+    assert (load["created"], load["failed"]) == (45, 5)
+    assert load["ledgerReads"] == 1 and load["ledgerPath"].startswith(str(tmp_path))
+    revert = results["revert_load"]
+    assert (revert["operation"], revert["removed"], revert["failed"]) == ("revert", 44, 0)
+    assert all_stored(hubspot_conn) == {("4000", "9000")}
+
+
+def test_revert_example_keeps_a_load_that_passes_its_check(hubspot_conn, quick_sensors, tmp_path):
+    dag_run = run_dag(load_dag("example_hubspot_revert"), run_conf={"ledger_root": str(tmp_path)})
+    states = task_states(dag_run)
+    assert states["keep_load"] == "success" and states["revert_load"] == "skipped", states
+    assert len(all_stored(hubspot_conn)) == 50

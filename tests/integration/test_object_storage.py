@@ -342,3 +342,29 @@ def test_verify_all_of_a_load_by_keys_reads_its_key_files_from_s3(hubspot_conn, 
     # The operator's two contact reads and one domain search; the sensor looked nothing up.
     lookups = sorted(e.endpoint for e in hubspot_conn.requests if e.endpoint.startswith("objects_"))
     assert lookups == ["objects_batch_read", "objects_batch_read", "objects_search"]
+
+
+def test_ledger_on_s3_is_written_whole_and_reverts_the_load(s3, bucket, hubspot_conn):
+    from airflow_hubspot_assoc.ledger import Ledger
+    from airflow_hubspot_assoc.operators.revert import RevertAssociationsOperator
+
+    record = BatchCreateAssociationsOperator(
+        task_id="create",
+        from_object_type="contacts",
+        to_object_type="companies",
+        pairs=[[str(i), str(700 + i)] for i in range(1, 31)],
+        batch_size=10,
+        checkpoint_path=url(bucket, "state/checkpoints"),
+        ledger_path=url(bucket, "ledgers/{run_id}/{map_index}"),
+    ).execute(ti_context())
+    location = url(bucket, "ledgers/r/-1")
+    assert record["ledgerPath"] == location and record["ledgerReads"] == 1
+    keys = s3.keys(bucket, "ledgers/r/-1/")
+    assert "ledgers/r/-1/before.csv.gz" in keys and "ledgers/r/-1/ledger.json" in keys
+    assert any(k.startswith("ledgers/r/-1/changes-") for k in keys)
+    assert sum(1 for _ in Ledger(location).entries()) == 30
+    assert len(hubspot_conn.associations("contacts", "companies")) == 30
+
+    reverted = RevertAssociationsOperator(task_id="revert", ledger=location).execute({"ti": None})
+    assert reverted["removed"] == 30 and reverted["failed"] == 0
+    assert hubspot_conn.associations("contacts", "companies") == set()

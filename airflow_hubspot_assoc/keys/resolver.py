@@ -7,10 +7,9 @@ send pass, which gives the pair with record ids or a ``Failure`` (``UNRESOLVED_K
 ``AMBIGUOUS_KEY``) that the load accounts for like a pair HubSpot refused.
 
 Memory: one ``dict[str, int]`` per side from the key as HubSpot compares it to the record id (0
-while unknown or not found, -1 when ambiguous, ``-id - 1`` when the id came from the key cache), so
-a million distinct emails cost about the strings themselves plus some 100 bytes each (some 150 MiB);
-candidate ids are kept only for ambiguous keys, and of a key cache only the keys this run did not
-see stay beside the map (to be written back).
+while unknown or not found, -1 when ambiguous, ``-id - 1`` from the key cache): a million distinct
+emails cost the strings plus some 100 bytes each (some 150 MiB). Candidate ids are kept only for
+ambiguous keys; of a key cache only the keys this run did not see stay beside the map.
 """
 
 from __future__ import annotations
@@ -69,8 +68,7 @@ class SideKeys:
     requests: int = 0
     #: Cached keys resolved again because HubSpot reported their record missing (merged, deleted).
     refreshed: set[str] = field(default_factory=set)
-    #: The file holding this side's resolved keys after the run (the cache's, or beside the failed
-    #: pairs), which the sensor's ``verify="all"`` reads instead of resolving again.
+    #: The file of this side's resolved keys after the run, read by the sensor's ``verify="all"``.
     key_map: str | None = None
 
     def summary(self) -> dict[str, Any]:

@@ -137,8 +137,10 @@ def run_once(cluster: AirflowCluster, hs: HubSpotStandIn, run_id: str) -> dict[s
 
 
 def ran_on(workers: list[CeleryWorker], run_id: str) -> list[str]:
-    """The workers that hold a log of the run's sync task."""
-    return [w.name for w in workers if w.task_logs(SYNC_DAG_ID, run_id, "sync")]
+    """The workers that hold a log of the run's sync task (unmapped: no ``map_index=`` folder, so
+    not ``CeleryWorker.task_logs``)."""
+    folder = f"dag_id={SYNC_DAG_ID}/run_id={run_id}/task_id=sync"
+    return [w.name for w in workers if any((w.log_folder / folder).glob("attempt=*.log"))]
 
 
 def expected_runs(hs: HubSpotStandIn, first: list[Pair], second: list[Pair]) -> list[dict[str, Any]]:

@@ -248,6 +248,7 @@ def run_sync_phase(
         assert len(placed1) == 1, f"run 1's sync ran on {placed1}"
         first_worker = next(w for w in pool if w.name == placed1[0])
         first_worker.stop()  # the second run must find what it needs on S3, not on this disk
+        assert not first_worker.alive(), f"{first_worker.name} still runs"
         second = upload_desired(s3, bucket, second_numbers)
         run2 = run_once(cluster, hs, "celery_s3_sync_2")
         placed2 = ran_on(pool, run2["run_id"])

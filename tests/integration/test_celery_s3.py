@@ -14,8 +14,10 @@ with checkpoints on S3. The scheduler notices the missing heartbeats, Airflow re
 surviving worker runs them and they resume from the checkpoints on S3. The rate is measured before the
 kill, so the kill cannot perturb it, and the kill still lands mid-load.
 
-Phase 2, a sync run with its state on S3, is to follow here once the sync operator (issue 15) exists:
-it gets a DAG of its own in the same cluster, after ``check_load``.
+Phase 2, in the same cluster after ``check_load`` (see ``celery_sync_phase.py``): a DAG of its own
+with ``SyncAssociationsOperator`` in mirror mode, its state and failed pairs on S3, run twice (the
+second time with churn, on another worker: a third one starts, the first run's worker is stopped),
+each run followed by the sensor; exact writes, records, failed pairs and final state.
 
 The figures go to stdout (shown with ``-rA``) and to ``test-artifacts/celery_s3.json``.
 """
@@ -34,6 +36,7 @@ import pytest
 from airflow_hubspot_assoc.testing import HubSpotStandIn, LatencyConfig, RateLimitConfig, StandInConfig
 from tests.integration.airflow_cluster import AirflowCluster, ClusterError
 from tests.integration.celery_cluster import CeleryWorker, celery_cluster
+from tests.integration.celery_sync_phase import SYNC_DAG_ID, run_sync_phase, sync_dag_source
 from tests.integration.reliability_support import (
     API_ENDPOINTS,
     WRITE_ENDPOINTS,
@@ -323,10 +326,8 @@ def celery_load(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
         }
-        with celery_cluster(dags={f"{DAG_ID}.py": dag_source()}, env=env, pools={POOL: POOL_SLOTS}) as (
-            cluster,
-            workers,
-        ):
+        dags = {f"{DAG_ID}.py": dag_source(), f"{SYNC_DAG_ID}.py": sync_dag_source(url, POOL)}
+        with celery_cluster(dags=dags, env=env, pools={POOL: POOL_SLOTS}) as (cluster, workers):
             cluster_up = time.monotonic()
             cluster.wait_for_dag(DAG_ID)
             cluster.unpause(DAG_ID)
@@ -345,11 +346,17 @@ def celery_load(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 resume = check_load(cluster, workers, s3, hs, expected, kill)
             except AssertionError as err:
                 recovery_error = str(err)
-            # Phase 2 (issue 15's sync run with its state on S3) goes here.
+            load_requests = list(hs.requests)  # phase 1's, before the sync adds its own
+            sync_error = None
+            sync: dict[str, Any] = {}
+            try:
+                sync = run_sync_phase(cluster, workers, s3, hs, BUCKET, files_outside_logs)
+            except AssertionError as err:
+                sync_error = str(err)
             figures = {
                 **rate,
-                "answered_429_whole_run": sum(1 for r in hs.requests if r.status == 429),
-                "requests_whole_run": sum(1 for r in hs.requests if r.endpoint in API_ENDPOINTS),
+                "answered_429_whole_run": sum(1 for r in load_requests if r.status == 429),
+                "requests_whole_run": sum(1 for r in load_requests if r.endpoint in API_ENDPOINTS),
                 "victim": kill["victim"],
                 "placement": kill["placement"],
                 "processes_killed": kill["processes_killed"],
@@ -357,19 +364,28 @@ def celery_load(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 "recovered_s": round(finished - killed, 1),
                 "run_s": round(finished - triggered, 1),
                 "cluster_start_s": round(cluster_up - started, 1),
+                "sync": sync,
                 "wall_s_before_teardown": round(time.monotonic() - started, 1),
                 "tries": try_summaries(workers),
             }
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "celery_s3.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(f"\ncelery_s3 figures: {json.dumps(figures)}")
-    return {"figures": figures, "recovery_error": recovery_error, "rate": rate}
+    return {"figures": figures, "recovery_error": recovery_error, "rate": rate, "sync_error": sync_error}
 
 
 def test_a_killed_worker_s_tasks_are_retried_on_the_other_and_resume_from_s3(celery_load):
     assert celery_load["recovery_error"] is None, celery_load["recovery_error"]
     figures = celery_load["figures"]
     assert figures["resumed_rows_skipped"], f"no retried task resumed from a checkpoint: {figures}"
+
+
+def test_a_mirror_sync_with_its_state_on_s3_sends_only_the_changes_on_another_worker(celery_load):
+    """Run 2 (churn) on another worker than run 1: exact writes, records, failed pairs, final state."""
+    assert celery_load["sync_error"] is None, celery_load["sync_error"]
+    sync = celery_load["figures"]["sync"]
+    assert sync["run2"]["worker"] != sync["run1"]["worker"], sync
+    assert sync["run2"]["writes"] < sync["run1"]["writes"], f"run 2 sent more than the changes: {sync}"
 
 
 def test_both_workers_share_one_app_s_limit(celery_load):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 _CHURN_BELOW = 0.1
 _GROW_MIN_SLOTS = 2.0
 _GROW_MIN_SHARE = 0.02
-_STEP_SHARE_FLOOR = 0.25
+_STEP_SHARE_FLOOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,17 @@ class Steered:
     level: float
     grow_rate: float
     ceiling: float
+
+
+def beyond_board(foreign: int, limit: int, peers: int, target_use: float) -> bool:
+    """Whether others' use shows processes the peer board does not (other hosts' workers, pods).
+
+    The board's other peers hold at most their even shares; anything clearly above that was sent by
+    processes that can only be steered against, not split with (each host's board would otherwise
+    hand out the whole window again, and every process would spend the same free slots).
+    """
+    board_room = target_use * limit * (peers - 1) / peers
+    return foreign > board_room + max(_GROW_MIN_SLOTS, _GROW_MIN_SHARE * limit)
 
 
 def steer(

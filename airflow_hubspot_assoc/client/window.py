@@ -58,7 +58,7 @@ from airflow_hubspot_assoc.client.headers import (
     WINDOW_BURST_MAX,
     header_int,
 )
-from airflow_hubspot_assoc.client.steering import Gains, Steering
+from airflow_hubspot_assoc.client.steering import Gains, Steering, beyond_board
 
 POLL_MIN_S = 0.002
 _NO_HEADER_STREAK_TO_FORGET = 50
@@ -89,6 +89,7 @@ class WindowState:
     :param gain_down: shrink per interval, as a multiple of the excess times the own share.
     :param churn: extra shrink per interval, times the limit and the square of the own share.
     :param pace: minimum gap between sends while sharing, as a fraction of interval / limit.
+    :param share_reserve: share of the limit left unused while steering against unknown peers.
     :param ramp: gap between sends during the first interval, as a fraction of interval / limit.
     """
 
@@ -106,6 +107,7 @@ class WindowState:
         churn: float = 0.5,
         pace: float = 0.5,
         ramp: float = 0.12,
+        share_reserve: float = 0.03,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight!r}")
@@ -141,8 +143,10 @@ class WindowState:
         self._foreign_until = 0.0
         self._foreign_peaks = ForeignPeak()  # F is the peak of these estimates (``foreign.py``)
         self._foreign_seen_at = -math.inf
+        self._beyond_seen_at = -math.inf  # when others beyond the board's peers (other hosts) showed
+        self._board_cap = math.inf  # with peers: our part of the free room the last answer reported
 
-        self._steering = Steering(Gains(target_use, gain_up, gain_down, churn))  # unknown peers
+        self._steering = Steering(Gains(target_use - share_reserve, gain_up, gain_down, churn))  # unknown peers
 
         self._fallback = NoHeaderFallback(max_in_flight)  # while no window is announced
         self._not_before = 0.0
@@ -196,15 +200,19 @@ class WindowState:
 
     def current_level(self, now: float) -> float:
         """How many of our sends may be in the window now (while sharing, it grows between answers)."""
-        if self.peers > 1 and self.limit is not None:
-            fair = self._target_use * self.limit / self.peers
-            # The board shows one host: other hosts' processes (Celery workers, pods) are only in F.
-            if now >= self._peers_settled_at and not (self._foreign and now < self._foreign_until):
-                return fair
-            return max(0.0, min(fair, float(self.limit - self._foreign)))
-        if self._steering.active:
+        if self._steering.active:  # it stops on an answer that shows it is no longer needed
             return self._steering.current(now)
+        if self.peers > 1 and self.limit is not None:
+            fair = self._steering.gains.target_use * self.limit / self.peers
+            # The board shows one host: other hosts' processes (Celery workers, pods) are only in F,
+            # and F holds until an answer says otherwise (when it is old, a probe asks; see try_send):
+            # a refused newcomer that hears nothing for an interval must not take a full share at once.
+            return max(0.0, min(fair, float(self.limit - self._foreign), self._board_cap))
         return float(self._level)
+
+    def _beyond_lapsed(self, now: float) -> bool:
+        """Whether processes beyond the board's peers were last seen two intervals ago or longer."""
+        return now - self._beyond_seen_at > _SHARED_MEMORY_INTERVALS * self._interval
 
     def try_send(self, now: float) -> tuple[Ticket | None, float | None]:
         """A ticket to send now, or ``(None, seconds to wait, or None: until an answer frees a slot)``."""
@@ -388,9 +396,15 @@ class WindowState:
         if foreign_floor >= 1:
             self._foreign_seen_at = now
         if self.peers > 1:
-            # Peers known: an equal share each (``current_level``); no steering needed.
-            self._steering.stop()
-            return
+            # Every peer reads the same free room: each may claim its part of it until the next answer.
+            self._board_cap = own + max(0, limit - foreign - own) / self.peers
+            # Before the split settles, the board's peers may still hold more than their shares.
+            if now >= self._peers_settled_at and beyond_board(foreign, limit, self.peers, self._steering.gains.target_use):
+                self._beyond_seen_at = now
+            if self._beyond_lapsed(now):
+                # Only the board's peers: an equal share each (``current_level``); no steering needed.
+                self._steering.stop()
+                return
         if now - self._foreign_seen_at > _SHARED_MEMORY_INTERVALS * interval:
             # Alone: take whatever the server says is free.
             self._steering.stop()

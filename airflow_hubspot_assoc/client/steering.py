@@ -42,17 +42,6 @@ class Steered:
     ceiling: float
 
 
-def beyond_board(foreign: int, limit: int, peers: int, target_use: float) -> bool:
-    """Whether others' use shows processes the peer board does not (other hosts' workers, pods).
-
-    The board's other peers hold at most their even shares; anything clearly above that was sent by
-    processes that can only be steered against, not split with (each host's board would otherwise
-    hand out the whole window again, and every process would spend the same free slots).
-    """
-    board_room = target_use * limit * (peers - 1) / peers
-    return foreign > board_room + max(_GROW_MIN_SLOTS, _GROW_MIN_SHARE * limit)
-
-
 def steer(
     *,
     level: float,

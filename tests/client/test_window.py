@@ -8,6 +8,7 @@ import pytest
 
 from airflow_hubspot_assoc.client.headers import HEADER_INTERVAL, HEADER_MAX, HEADER_REMAINING
 from airflow_hubspot_assoc.client.peers import STALE_AFTER_S, FilePeerBoard
+from airflow_hubspot_assoc.client.share import beyond_board, board_claim, board_share
 from airflow_hubspot_assoc.client.window import WindowState
 
 
@@ -137,3 +138,15 @@ def test_known_peers_leave_room_for_processes_of_other_hosts_seen_in_the_headers
     assert not state.sharing
     # then its part of the free room, answer by answer, up to the board's share less the reserve
     assert 1 < state.current_level(later + 0.2) <= 0.97 * 100 / 4
+
+
+def test_board_peers_claim_their_part_of_the_room_and_notice_processes_beyond_the_board():
+    # four peers read the same 20 free slots: each claims a quarter of them, not all 20
+    assert board_claim(own=10, foreign=70, limit=100, peers=4) == 10 + 20 / 4
+    # an even share, within the room others leave and our claim
+    assert board_share(100, 4, 0.98, foreign=60, claim=30.0) == pytest.approx(24.5)
+    assert board_share(100, 4, 0.98, foreign=90, claim=30.0) == 10
+    assert board_share(100, 4, 0.98, foreign=60, claim=12.0) == 12
+    # three peers here hold at most 3/4 of the window; clearly more is other hosts' use
+    assert not beyond_board(foreign=75, limit=100, peers=4, target_use=0.98)
+    assert beyond_board(foreign=87, limit=100, peers=4, target_use=0.98)

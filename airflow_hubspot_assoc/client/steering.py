@@ -20,7 +20,7 @@ from dataclasses import dataclass
 _CHURN_BELOW = 0.1
 _GROW_MIN_SLOTS = 2.0
 _GROW_MIN_SHARE = 0.02
-_STEP_SHARE_FLOOR = 0.25
+_STEP_SHARE_FLOOR = 0.1
 
 
 @dataclass(frozen=True)

@@ -19,23 +19,22 @@ Why these rules (HubSpot counts requests per app, over a rolling window, across 
   sent by other processes of the app: the foreign count F, taken as its peak over half an interval (a
   dip is a slot in transit, not one given up), lapsing after an interval without news. We never let
   our own count exceed M - F.
-* **Peers known: equal shares.** When the peer board (``peers.py``) shows other processes of the app
-  that want to send, the window is split evenly: M / peers each, and never more than M - F while F
-  is news (the board shows one host; processes on other hosts are in F only). Until the sends made
-  under the old split have left the window (an interval after the count changed), M - F bounds the
-  share even without news.
-  A process that took more before the others arrived shrinks to its share; newcomers grow into it.
-* **Peers unknown (other hosts): AIMD** (``steering.py``). Seen only through F, each process steers
-  a level so that the total approaches M and shares even out. Sends are paced (I / 2M apart) so that
-  slots and news spread over the window. After two intervals without others, the whole window again.
+* **Peers known: equal shares, claimed by parts** (``share.py``). When the peer board
+  (``peers.py``) shows other processes of the app that want to send, each may hold an even share of
+  the window less a small reserve, never more than M - F, and per answer only its part of the free
+  room (all peers read the same ``-Remaining``). F holds until an answer says otherwise: a refused
+  newcomer probes rather than send a share into a full window.
+* **Peers unknown (other hosts): AIMD** (``steering.py``). Seen only through F (also when F shows
+  more than the board's peers can hold: other hosts), each process steers a level so that the total
+  approaches M less the reserve and shares even out. Sends are paced (I / 2M apart). After two
+  intervals without others, the whole window (or the board's split) again.
 * **No headers, no window.** Only the concurrency cap holds (``fallback.py``). ``Retry-After``
   pauses every sender of the process.
 * **Daily allowance.** When ``X-HubSpot-RateLimit-Daily-Remaining`` minus our sends since that answer
   falls to a reserve, ``try_send`` raises ``HubSpotDailyLimitError`` instead of sending.
 
-Known limit: a process that starts while another one of the app (on another host) fills the window
-alone cannot be seen by it (a refused request takes no slot); it gets in through a probe (one per
-interval) and from then on the two share as above.
+Known limit: a process starting while another (on another host) fills the window alone is not seen
+by it (a refused request takes no slot); it gets in by a probe (one per interval), then they share.
 """
 
 from __future__ import annotations
@@ -58,9 +57,11 @@ from airflow_hubspot_assoc.client.headers import (
     WINDOW_BURST_MAX,
     header_int,
 )
+from airflow_hubspot_assoc.client.share import beyond_board, board_claim, board_share
 from airflow_hubspot_assoc.client.steering import Gains, Steering
 
 POLL_MIN_S = 0.002
+_COUNTERS = ("sent", "responses", "throttled", "throttled_without_headers", "waits", "concurrency_cuts")
 _NO_HEADER_STREAK_TO_FORGET = 50
 _SHARED_MEMORY_INTERVALS = 2.0
 
@@ -89,6 +90,7 @@ class WindowState:
     :param gain_down: shrink per interval, as a multiple of the excess times the own share.
     :param churn: extra shrink per interval, times the limit and the square of the own share.
     :param pace: minimum gap between sends while sharing, as a fraction of interval / limit.
+    :param share_reserve: share of the limit left unused while sharing it with other processes.
     :param ramp: gap between sends during the first interval, as a fraction of interval / limit.
     """
 
@@ -106,6 +108,7 @@ class WindowState:
         churn: float = 0.5,
         pace: float = 0.5,
         ramp: float = 0.12,
+        share_reserve: float = 0.02,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight!r}")
@@ -116,7 +119,6 @@ class WindowState:
         self.daily = DailyAllowance(daily_reserve)
         self._min_margin = min_margin_s
         self._max_margin = max_margin_s
-        self._target_use = target_use
         self._pace = pace
         self._ramp = ramp
         self._ramp_until = 0.0
@@ -141,22 +143,17 @@ class WindowState:
         self._foreign_until = 0.0
         self._foreign_peaks = ForeignPeak()  # F is the peak of these estimates (``foreign.py``)
         self._foreign_seen_at = -math.inf
+        self._beyond_seen_at = -math.inf  # when others beyond the board's peers (other hosts) showed
+        self._claim = math.inf  # with peers: what we hold plus our part of the room last reported
 
-        self._steering = Steering(Gains(target_use, gain_up, gain_down, churn))  # unknown peers
+        # Unknown peers, and shares of the board's: a reserve keeps stale views from overshooting.
+        self._steering = Steering(Gains(target_use - share_reserve, gain_up, gain_down, churn))
 
         self._fallback = NoHeaderFallback(max_in_flight)  # while no window is announced
         self._not_before = 0.0
 
-        self.counters: dict[str, float] = {
-            "sent": 0,
-            "responses": 0,
-            "throttled": 0,
-            "throttled_without_headers": 0,
-            "waits": 0,
-            "wait_seconds": 0.0,
-            "concurrency_cuts": 0,
-            "margin_bumps": 0,
-        }
+        self.counters: dict[str, float] = dict.fromkeys(_COUNTERS, 0)
+        self.counters.update(wait_seconds=0.0, margin_bumps=0)
 
     def raise_caps(self, max_in_flight: int, max_burst: int | None = None) -> bool:
         """Raise the concurrency caps to these; True if anything changed (senders may go now)."""
@@ -174,8 +171,7 @@ class WindowState:
     def set_peers(self, peers: int, now: float) -> None:
         """Processes of the app that want to send now (this one included), from the peer board."""
         if peers != self.peers:
-            # Until the sends made under the old split have left the window (and the peers' boards
-            # have been read), stay within the room the server reports, not only the new share.
+            # Until the old split's sends have left the window, others' use may exceed their shares.
             self._peers_settled_at = now + self._interval + self.margin + 1.0
             self.peers = peers
 
@@ -196,14 +192,11 @@ class WindowState:
 
     def current_level(self, now: float) -> float:
         """How many of our sends may be in the window now (while sharing, it grows between answers)."""
-        if self.peers > 1 and self.limit is not None:
-            fair = self._target_use * self.limit / self.peers
-            # The board shows one host: other hosts' processes (Celery workers, pods) are only in F.
-            if now >= self._peers_settled_at and not (self._foreign and now < self._foreign_until):
-                return fair
-            return max(0.0, min(fair, float(self.limit - self._foreign)))
-        if self._steering.active:
+        if self._steering.active:  # it stops on an answer that shows it is no longer needed
             return self._steering.current(now)
+        if self.peers > 1 and self.limit is not None:
+            target = self._steering.gains.target_use  # the board shows one host; see ``share.py``
+            return board_share(self.limit, self.peers, target, self._foreign, self._claim)
         return float(self._level)
 
     def try_send(self, now: float) -> tuple[Ticket | None, float | None]:
@@ -261,8 +254,6 @@ class WindowState:
             waits.append(self._log[min(needed, len(self._log)) - 1] + horizon - now)
         if self._foreign and now < self._foreign_until:
             waits.append(self._foreign_until - now)
-        if self.peers > 1 and now < self._peers_settled_at:
-            waits.append(self._peers_settled_at - now)
         return max(min(waits), POLL_MIN_S) if waits else self._interval
 
     def release(
@@ -388,9 +379,15 @@ class WindowState:
         if foreign_floor >= 1:
             self._foreign_seen_at = now
         if self.peers > 1:
-            # Peers known: an equal share each (``current_level``); no steering needed.
-            self._steering.stop()
-            return
+            self._claim = board_claim(own, foreign, limit, self.peers)
+            # Before the split settles, the board's peers may still hold more than their shares.
+            target = self._steering.gains.target_use
+            if now >= self._peers_settled_at and beyond_board(foreign, limit, self.peers, target):
+                self._beyond_seen_at = now
+            if now - self._beyond_seen_at > _SHARED_MEMORY_INTERVALS * interval:
+                # Only the board's peers: an equal share each (``current_level``); no steering needed.
+                self._steering.stop()
+                return
         if now - self._foreign_seen_at > _SHARED_MEMORY_INTERVALS * interval:
             # Alone: take whatever the server says is free.
             self._steering.stop()

@@ -8,6 +8,7 @@ import pytest
 
 from airflow_hubspot_assoc.client.headers import HEADER_INTERVAL, HEADER_MAX, HEADER_REMAINING
 from airflow_hubspot_assoc.client.peers import STALE_AFTER_S, FilePeerBoard
+from airflow_hubspot_assoc.client.share import beyond_board, board_claim, board_share
 from airflow_hubspot_assoc.client.window import WindowState
 
 
@@ -37,32 +38,47 @@ def test_alone_the_whole_window_then_one_more_per_expiry():
 
 
 def test_known_peers_split_the_window_evenly_once_the_old_split_has_left_it():
-    state = WindowState(max_in_flight=4, ramp=0.0)
+    state = WindowState(max_in_flight=4, ramp=0.0, share_reserve=0.0)
     first, _ = state.try_send(0.0)
     state.release(first, 200, headers(100, 99), None, 0.1)
     burst = send_all(state, 0.1)
     assert len(burst) == 99  # alone: all of it
-    for ticket in burst:
-        state.release(ticket, 200, headers(100, 0), None, 0.2)
+    for i, ticket in enumerate(burst):
+        state.release(ticket, 200, headers(100, 98 - i), None, 0.2)
     state.set_peers(4, 1.0)
     # Others' sends are unknown yet and ours fill the window: nothing more until they leave it.
     assert state.try_send(1.0)[0] is None
     settled = 1.0 + 10.0 + state.margin + 1.0
-    assert state.snapshot(settled)["level"] == 25  # then a quarter each
+    assert state.snapshot(settled)["level"] == 25  # then a quarter each (no reserve asked here)
     assert len(send_all(state, settled)) == 25
     state.set_peers(2, settled + 1)  # two left: half each, within what the server reports free
     assert state.current_level(settled + 1) <= 50
     assert state.current_level(settled + 1 + 12.0) == 50
 
 
-def test_a_newcomer_waits_for_the_split_to_settle_not_for_news():
-    state = WindowState(max_in_flight=4, ramp=0.0)
+def test_a_newcomer_probes_then_grows_into_its_share_by_its_part_of_the_room():
+    """A refused newcomer hears nothing for an interval: that is no news that the others left. It
+    probes once, then claims, answer by answer, its part (a quarter) of the room reported free."""
+    state = WindowState(max_in_flight=4, ramp=0.0, share_reserve=0.0)
     first, _ = state.try_send(0.0)
     state.set_peers(4, 0.0)
     state.release(first, 429, headers(100, 0), None, 0.1)  # the others hold the whole window
     ticket, wait = state.try_send(0.2)
-    assert ticket is None and 0 < wait <= 0.0 + 10.0 + state.margin + 1.0 - 0.2 + 1e-9
-    assert len(send_all(state, 12.0)) == 25
+    assert ticket is None and 0 < wait <= 10.0 + state.margin + 1.0
+    probe = send_all(state, 12.0)
+    assert len(probe) == 1  # one probe, not a quarter of the window into a full one
+    others, now, most = 75, 12.1, 0
+    pending = probe
+    for _ in range(20):  # the three others have shrunk to 75: answers report what is left
+        for ticket in pending:
+            state.release(ticket, 200, headers(100, 100 - others - ticket.held), None, now)
+        now += 0.1
+        pending = send_all(state, now)
+        most = max(most, len(state._log))
+        if not pending:
+            break
+    # its share, never more (the last slots come as the others' answers shift the room)
+    assert 22 <= most <= 25
 
 
 def test_the_file_board_counts_processes_that_beat_recently(tmp_path):
@@ -111,5 +127,26 @@ def test_known_peers_leave_room_for_processes_of_other_hosts_seen_in_the_headers
     level = state.current_level(settled + 0.2)
     assert level <= 100 - 87 < 25
     assert len(send_all(state, settled + 0.2)) <= 100 - 87 - 1
-    # once the news has lapsed (an interval without answers), the board's even split again
-    assert state.current_level(settled + 0.1 + 10.0 + 0.01) > 100 - 87
+    assert state.sharing  # others beyond the board's peers: steered against, not split with
+    # an interval later they may still be there: no jump to a quarter of the window
+    assert state.current_level(settled + 0.1 + 10.0 + 0.01) <= 100 - 87
+    # an answer two intervals later that shows only the board's peers: the board's even split again
+    later = settled + 0.1 + 20.0 + 0.01
+    probe, _ = state.try_send(later)
+    assert probe is not None
+    state.release(probe, 200, headers(100, 40), None, later + 0.1)  # 59 others: the board's three
+    assert not state.sharing
+    # then its part of the free room, answer by answer, up to the board's share less the reserve
+    assert 1 < state.current_level(later + 0.2) <= 0.97 * 100 / 4
+
+
+def test_board_peers_claim_their_part_of_the_room_and_notice_processes_beyond_the_board():
+    # four peers read the same 20 free slots: each claims a quarter of them, not all 20
+    assert board_claim(own=10, foreign=70, limit=100, peers=4) == 10 + 20 / 4
+    # an even share, within the room others leave and our claim
+    assert board_share(100, 4, 0.98, foreign=60, claim=30.0) == pytest.approx(24.5)
+    assert board_share(100, 4, 0.98, foreign=90, claim=30.0) == 10
+    assert board_share(100, 4, 0.98, foreign=60, claim=12.0) == 12
+    # three peers here hold at most 3/4 of the window; clearly more is other hosts' use
+    assert not beyond_board(foreign=75, limit=100, peers=4, target_use=0.98)
+    assert beyond_board(foreign=87, limit=100, peers=4, target_use=0.98)

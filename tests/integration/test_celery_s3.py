@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import textwrap
 import time
 from pathlib import Path
@@ -53,11 +54,12 @@ DAG_ID = "celery_s3_load"
 RUN_ID = "celery_s3_load_1"
 BUCKET = "celery-e2e"
 POOL, POOL_SLOTS = "hubspot_app", 8
-PARTS, PER_PART, BATCH_SIZE = 8, 1500, 10
+PARTS, PER_PART, BATCH_SIZE = 8, 2000, 10
 RATE, WINDOW_S = 100, 10.0
 CEILING = RATE * BATCH_SIZE / WINDOW_S  # pairs per second one app can get through
-#: Both workers must have been loading this long before the kill: the throughput window.
-MEASURE_S = 15.0
+#: Both workers must have been loading this long before the kill: the throughput window. At least
+#: two and a half intervals, so that it holds two whole windows' worth of requests and more.
+MEASURE_S = 25.0
 #: What a try logs once it has read and validated its part, right before its first write.
 SENDING = "before sending anything"
 #: What a try's closing summary line holds (``COMPLETE: 600 pairs read, ...; N throttled (429)``).
@@ -202,10 +204,22 @@ def load_until_kill(
 
 
 def rate_figures(hs: HubSpotStandIn, start: float, end: float) -> dict[str, Any]:
-    """Aggregate throughput (pairs HubSpot processed, against R x B / 10 s) and 429 share in a window."""
+    """Aggregate throughput against R x B / 10 s, and the share of 429s, in a window.
+
+    The throughput is the benchmark's measure (benchmarks/README.md): the least time HubSpot's rolling
+    window allows for the requests it admitted, (ceil(N / R) - 1) x 10 s from the first to the last
+    start, against the time they took. Why not pairs per second over the window itself: the limiter
+    sends each window's requests together and the next ones as the first leave the window, so a
+    span that is not a whole number of intervals holds one burst more or less than its share (a
+    15 s span read 67% or 133% of a limiter that fills every window). ``pairs_per_s`` over the span
+    is reported too.
+    """
     inside = [r for r in hs.requests if r.endpoint in API_ENDPOINTS and start <= r.finished <= end]
     processed = sum(r.n_inputs for r in inside if r.endpoint in WRITE_ENDPOINTS and r.status in OK_WRITE)
     answered_429 = sum(1 for r in inside if r.status == 429)
+    admitted = sorted(r.started for r in inside if r.status != 429)
+    span = admitted[-1] - admitted[0] if len(admitted) > RATE else 0.0
+    least = (math.ceil(len(admitted) / RATE) - 1) * WINDOW_S
     seconds = end - start
     by_endpoint: dict[str, int] = {}
     for r in inside:
@@ -214,9 +228,12 @@ def rate_figures(hs: HubSpotStandIn, start: float, end: float) -> dict[str, Any]
     return {
         "answered_429_by_endpoint": by_endpoint,
         "window_s": round(seconds, 1),
+        "admitted": len(admitted),
+        "least_s": least,
+        "took_s": round(span, 2),
+        "aggregate_pct": round(100 * least / span, 1) if span else 0.0,
         "pairs_per_s": round(processed / seconds, 1),
         "ceiling_pairs_per_s": CEILING,
-        "aggregate_pct": round(100 * processed / seconds / CEILING, 1),
         "requests": len(inside),
         "answered_429": answered_429,
         "pct_429": round(100 * answered_429 / len(inside), 2) if inside else 0.0,

@@ -181,14 +181,9 @@ class BatchAssociationsOperatorBase(BaseOperator):
         self._files_read: tuple[str, ...] = ()
         self._record: BatchRecord | None = None
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        """Validate the whole input, send it, and return the batch record."""
-        from_type = _object_type("from_object_type", self.from_object_type)
-        to_type = _object_type("to_object_type", self.to_object_type)
-        hook = HubSpotHook(
-            self.hubspot_conn_id, max_concurrency=self.max_concurrency, max_burst=self.max_burst
-        )
-        keys = key_resolver(
+    def _key_resolver(self, hook: HubSpotHook, from_type: str, to_type: str) -> KeyResolver | None:
+        """The business keys' resolver of this operator's sides (None when both hold record ids)."""
+        return key_resolver(
             hook,
             self.hubspot_conn_id,
             (from_type, self.from_id_property),
@@ -196,6 +191,15 @@ class BatchAssociationsOperatorBase(BaseOperator):
             self.key_cache_path,
             log=self.log,
         )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Validate the whole input, send it, and return the batch record."""
+        from_type = _object_type("from_object_type", self.from_object_type)
+        to_type = _object_type("to_object_type", self.to_object_type)
+        hook = HubSpotHook(
+            self.hubspot_conn_id, max_concurrency=self.max_concurrency, max_burst=self.max_burst
+        )
+        keys = self._key_resolver(hook, from_type, to_type)
         reader = self._reader(keys)
         links.persist(context, hook, from_type, to_type)
         resolve_label = self._label_resolver(hook, from_type, to_type)

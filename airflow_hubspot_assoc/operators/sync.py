@@ -20,7 +20,7 @@ from airflow_hubspot_assoc.exceptions import HubSpotConfigError
 from airflow_hubspot_assoc.hooks.hubspot import HubSpotHook
 from airflow_hubspot_assoc.operators.associations import BatchCreateAssociationsOperator
 from airflow_hubspot_assoc.operators.base import _object_type
-from airflow_hubspot_assoc.operators.outputs import key_resolver, ledger_location, task_instance_key
+from airflow_hubspot_assoc.operators.outputs import ledger_location, task_instance_key
 from airflow_hubspot_assoc.record import MAX_ERRORS, MAX_SAMPLE, BatchRecord, utc_now_iso
 from airflow_hubspot_assoc.record_parse import split_samples
 from airflow_hubspot_assoc.record_sync import SyncCounts
@@ -238,14 +238,7 @@ class SyncAssociationsOperator(BatchCreateAssociationsOperator):
         return SyncLedger(location, hook.portal_id, hook.api_version, task_instance_key(ti))
 
     def _input(self, hook: HubSpotHook, from_type: str, to_type: str) -> SyncInput:
-        keys = key_resolver(
-            hook,
-            self.hubspot_conn_id,
-            (from_type, self.from_id_property),
-            (to_type, self.to_id_property),
-            self.key_cache_path,
-            log=self.log,
-        )
+        keys = self._key_resolver(hook, from_type, to_type)
         reader = self._reader(keys)
         resolve_label = self._label_resolver(hook, from_type, to_type)
         resolver = TypeResolver(self._default_types(resolve_label), self.association_category, resolve_label)

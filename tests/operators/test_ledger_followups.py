@@ -18,7 +18,7 @@ from airflow_hubspot_assoc.operators.revert import RevertAssociationsOperator
 from airflow_hubspot_assoc.record import BatchRecord
 from airflow_hubspot_assoc.sensors.associations import HubSpotBatchStatusSensor
 from tests.helpers import dag_id, run_dag, task_results, task_states
-from tests.testing.support import call, create_inputs
+from tests.operators.test_ledger_revert import run_task, seed, stored
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 UNLABELED = 279  # contacts -> companies
@@ -35,21 +35,7 @@ COMPANIES = {
 
 def run(request, suffix: str, operator_class, **kwargs):
     """Run one operator alone in a DAG; return (state, XCom record)."""
-    if operator_class is not RevertAssociationsOperator:
-        kwargs.setdefault("from_object_type", "contacts")
-        kwargs.setdefault("to_object_type", "companies")
-    with DAG(dag_id(request) + suffix, schedule=None, start_date=START, catchup=False) as dag:
-        operator_class(task_id="task", **kwargs)
-    dag_run = run_dag(dag)
-    return task_states(dag_run)["task"], task_results(dag_run).get("task")
-
-
-def seed(hs, pairs, type_id: int, category: str = "HUBSPOT_DEFINED") -> None:
-    call(hs, "v4", "batch_create", create_inputs(pairs, type_id, category))
-
-
-def stored(hs) -> set[tuple[str, str, str, int]]:
-    return set(hs.associations("contacts", "companies"))
+    return run_task(request, operator_class, suffix, **kwargs)
 
 
 @pytest.mark.hubspot_standin(generated_records=[CONTACTS, COMPANIES], properties=[EXTERNAL_ID])

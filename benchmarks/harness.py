@@ -150,10 +150,13 @@ class Runner:
             spec_path = self._spec(kind, standin, pairs_path, label, {**extra, "wait_for_go": True})
             log_path = spec_path.with_suffix("").with_suffix(".log")
             log = log_path.open("w", encoding="utf-8")
+            env = self.env(standin)
+            if extra.get("tmpdir"):  # a host of its own: its own temporary folder, so its own peer board
+                env["TMPDIR"] = str(extra["tmpdir"])
             proc = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.client", str(spec_path)],
                 cwd=REPO_ROOT,
-                env=self.env(standin),
+                env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,

@@ -17,6 +17,7 @@ from typing import Any
 from benchmarks.data import ensure_csv
 from benchmarks.harness import BATCH_SIZE, CaseResult, Check, Runner, created_between, standin_config
 from benchmarks.key_resolution import key_resolution
+from benchmarks.shared_hosts import shared_hosts
 from benchmarks.standin import StandInProcess
 from benchmarks.syncdiff_scenario import sync_diff
 
@@ -508,6 +509,7 @@ SCENARIOS: dict[str, Callable[[Context], list[CaseResult]]] = {
     "rate_limited": rate_limited,
     "latency_bound": latency_bound,
     "shared_limit": shared_limit,
+    "shared_hosts": shared_hosts,
     "cost_per_pair": cost_per_pair,
     "memory": memory,
     "sync_diff": sync_diff,

@@ -7,18 +7,13 @@ process, client processes, results file, plot) and that its figures are internal
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import zlib
-from pathlib import Path
 
 import pytest
 
 from benchmarks.harness import Check, trailing_rate
 from benchmarks.plot import Canvas, Panel, Series, render
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.benchmark_runs import run_quick
 
 
 def test_check_reports_margin_both_ways():
@@ -57,27 +52,7 @@ def test_png_is_well_formed(tmp_path):
 @pytest.mark.timeout(300)
 def test_quick_run_writes_sane_results(tmp_path):
     out = tmp_path / "results"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.run",
-            "--quick",
-            "--quiet",
-            "--only",
-            "latency_bound",
-            "--only",
-            "cost_per_pair",
-            "--out",
-            str(out),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    document = json.loads((out / "results.json").read_text())
+    document, printed = run_quick(out, "latency_bound", "cost_per_pair")
 
     assert document["quick"] is True
     assert document["errors"] == {}
@@ -109,4 +84,4 @@ def test_quick_run_writes_sane_results(tmp_path):
 
     png = (out / "throughput.png").read_bytes()
     assert png.startswith(b"\x89PNG")
-    assert "throughput vs C x B / L" in completed.stdout
+    assert "throughput vs C x B / L" in printed

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.syncdiff import ensure_inputs
+from tests.benchmark_runs import run_quick
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,26 +67,7 @@ def test_both_sides_find_the_same_changes(tmp_path):
 @pytest.mark.timeout(300)
 def test_the_quick_scenario_writes_its_checks(tmp_path):
     out = tmp_path / "results"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.run",
-            "--quick",
-            "--quiet",
-            "--only",
-            "sync_diff",
-            "--out",
-            str(out),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    document = json.loads((out / "results.json").read_text())
+    document, _ = run_quick(out, "sync_diff")
     (case,) = document["scenarios"]["sync_diff"]
     metrics = {check["metric"]: check for check in case["checks"]}
     assert set(metrics) == {

@@ -26,8 +26,11 @@ Why these rules (HubSpot counts requests per app, over a rolling window, across 
   newcomer probes rather than send a share into a full window.
 * **Peers unknown (other hosts): AIMD** (``steering.py``). Seen only through F (also when F shows
   more than the board's peers can hold: other hosts), each process steers a level so that the total
-  approaches M less the reserve and shares even out. Sends are paced (I / 2M apart). After two
-  intervals without others, the whole window (or the board's split) again.
+  approaches M less the reserve and shares even out. After two intervals without others, the whole
+  window (or the board's split) again.
+* **Sharing spreads sends.** With peers or others seen, a process keeps few requests in flight and
+  spreads its sends (with the board's peers, its share over most of the window; ``share.py``):
+  decisions then rest on fresh counts, and no burst echoes an interval later.
 * **No headers, no window.** Only the concurrency cap holds (``fallback.py``). ``Retry-After``
   pauses every sender of the process.
 * **Daily allowance.** When ``X-HubSpot-RateLimit-Daily-Remaining`` minus our sends since that answer
@@ -57,7 +60,7 @@ from airflow_hubspot_assoc.client.headers import (
     WINDOW_BURST_MAX,
     header_int,
 )
-from airflow_hubspot_assoc.client.share import beyond_board, board_claim, board_share
+from airflow_hubspot_assoc.client.share import SharedPace, beyond_board, board_claim, board_share
 from airflow_hubspot_assoc.client.steering import Gains, Steering
 
 POLL_MIN_S = 0.002
@@ -90,6 +93,7 @@ class WindowState:
     :param gain_down: shrink per interval, as a multiple of the excess times the own share.
     :param churn: extra shrink per interval, times the limit and the square of the own share.
     :param pace: minimum gap between sends while sharing, as a fraction of interval / limit.
+    :param spread: with the board's peers, our level's sends are spread over this share of the interval.
     :param share_reserve: share of the limit left unused while sharing it with other processes.
     :param ramp: gap between sends during the first interval, as a fraction of interval / limit.
     """
@@ -107,8 +111,9 @@ class WindowState:
         gain_down: float = 2.0,
         churn: float = 0.5,
         pace: float = 0.5,
+        spread: float = 0.6,
         ramp: float = 0.12,
-        share_reserve: float = 0.02,
+        share_reserve: float = 0.05,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight!r}")
@@ -119,7 +124,7 @@ class WindowState:
         self.daily = DailyAllowance(daily_reserve)
         self._min_margin = min_margin_s
         self._max_margin = max_margin_s
-        self._pace = pace
+        self._shared_pace = SharedPace(pace, spread)
         self._ramp = ramp
         self._ramp_until = 0.0
         # Processes of this app that want to send now, this one included (from the peer board), and
@@ -181,8 +186,14 @@ class WindowState:
             return 1
         if self.limit is None:
             return self._fallback.cap()
+        if self._shares_window():
+            return self._shared_pace.in_flight(self.current_level(now), self._interval)
         # A window is announced: it paces us; as many in flight as we may send in it.
         return max(self.max_in_flight, min(self.max_burst, int(self.current_level(now))))
+
+    def _shares_window(self) -> bool:
+        """Whether others of the app are known (the board) or seen (the headers): we then split or steer."""
+        return self.limit is not None and (self._steering.active or self.peers > 1)
 
     def _expire(self, now: float) -> None:
         horizon = self._interval + self.margin
@@ -234,9 +245,10 @@ class WindowState:
         self.counters["sent"] += 1
         if self._fallback.gap:
             self._not_before = now + self._fallback.gap
-        elif limit is not None and self._steering.active and self._pace:
+        elif limit is not None and self._shares_window():
             # Sharing: spread our sends so that our slots, and our news, spread over the window.
-            self._not_before = now + self._pace * self._interval / limit
+            level, steered = self.current_level(now), self._steering.active
+            self._not_before = now + self._shared_pace.gap(level, limit, self._interval, self.peers, steered)
         elif limit is not None and now < self._ramp_until:
             # The first window is filled over a short ramp rather than in one burst, so that other
             # processes of the app starting about now still find room, and are seen, before it is full.
@@ -306,6 +318,7 @@ class WindowState:
     ) -> None:
         self._seen_response = True
         self.counters["responses"] += 1
+        self._shared_pace.answered(max(0.0, now - ticket.sent_at))
         self.daily.on_answer(headers, self._seq - ticket.seq)
         throttled = status == 429
         if throttled:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import textwrap
 import time
 from pathlib import Path
@@ -57,15 +56,19 @@ POOL, POOL_SLOTS = "hubspot_app", 8
 PARTS, PER_PART, BATCH_SIZE = 8, 2000, 10
 RATE, WINDOW_S = 100, 10.0
 CEILING = RATE * BATCH_SIZE / WINDOW_S  # pairs per second one app can get through
-#: Both workers must have been loading this long before the kill: the throughput window. At least
-#: two and a half intervals, so that it holds two whole windows' worth of requests and more.
-MEASURE_S = 25.0
+#: The throughput window: three whole intervals, so that it can hold at most 3 x R requests however
+#: the limiter places its sends in time (a span that is not a whole number of intervals can hold one
+#: window's burst more or less than its share).
+MEASURE_S = 3 * 10.0
 #: What a try logs once it has read and validated its part, right before its first write.
 SENDING = "before sending anything"
 #: What a try's closing summary line holds (``COMPLETE: 600 pairs read, ...; N throttled (429)``).
 SUMMARY = "pairs read,"
-#: After the last part started sending, so that its first requests are out.
-SETTLE_S = 1.0
+#: The window opens one interval after the last part started sending: by then every process has had
+#: answers that show the others (a process's first request cannot know the window, and processes
+#: that start within a second of each other meet only as the window fills). The 429s of that first
+#: interval, and of the whole run, are reported beside the window's.
+SETTLE_S = 10.0
 HEARTBEAT_TIMEOUT_S = 20
 OK_WRITE = frozenset({200, 201, 207})
 
@@ -161,13 +164,15 @@ def committed_rows(s3: S3Server) -> dict[int, int]:
 def load_until_kill(
     cluster: AirflowCluster, workers: list[CeleryWorker], s3: S3Server, deadline: float
 ) -> dict[str, Any]:
-    """Wait until every part has started sending (its first try logged the end of validation), measure
-    for ``MEASURE_S``, then SIGKILL a worker that runs a task with confirmed rows in its checkpoint on
-    S3 while the other still runs one. Return the measurement window and what was killed.
+    """Wait until every part has started sending (its first try logged the end of validation), let one
+    interval pass (``SETTLE_S``), measure for ``MEASURE_S``, then SIGKILL a worker that runs a task
+    with confirmed rows in its checkpoint on S3 while the other still runs one. Return the
+    measurement window and what was killed.
 
-    Why the window opens only once every part has started: a process's first request cannot know
-    the window (nothing has answered it yet), so a part that starts inside the window may meet a 429
-    that says nothing about how the running ones share it. On two busy cores the eight task processes
+    Why the window opens only an interval after every part has started: a process's first request
+    cannot know the window (nothing has answered it yet), and processes that start together meet
+    only as the window fills; a 429 then says nothing about how the running ones share it (those
+    are reported apart). On two busy cores the eight task processes
     start over a minute or more, so some parts may be done by then; the window only needs both
     workers to be sending, which the kill condition checks.
     """
@@ -190,7 +195,8 @@ def load_until_kill(
                 if running[victim.name] & saved and all(running[w.name] for w in others):
                     killed = victim.kill()
                     return {
-                        "window": (window_start, victim.killed_at),
+                        "window": (window_start, window_start + MEASURE_S),
+                        "all_sending": window_start - SETTLE_S,
                         "victim": victim.name,
                         "victim_tasks": sorted(running[victim.name]),
                         "checkpointed_at_kill": sorted(running[victim.name] & saved),
@@ -203,23 +209,23 @@ def load_until_kill(
     raise ClusterError("the load never ran on both workers with a checkpoint on S3")
 
 
-def rate_figures(hs: HubSpotStandIn, start: float, end: float) -> dict[str, Any]:
-    """Aggregate throughput against R x B / 10 s, and the share of 429s, in a window.
+def rate_figures(hs: HubSpotStandIn, start: float, end: float, first_sent: float) -> dict[str, Any]:
+    """Aggregate throughput against R x B / 10 s, and the share of 429s, over whole intervals.
 
-    The throughput is the benchmark's measure (benchmarks/README.md): the least time HubSpot's rolling
-    window allows for the requests it admitted, (ceil(N / R) - 1) x 10 s from the first to the last
-    start, against the time they took. Why not pairs per second over the window itself: the limiter
-    sends each window's requests together and the next ones as the first leave the window, so a
-    span that is not a whole number of intervals holds one burst more or less than its share (a
-    15 s span read 67% or 133% of a limiter that fills every window). ``pairs_per_s`` over the span
-    is reported too.
+    The window [start, end) is a whole number of intervals: HubSpot admits at most R requests in any
+    interval, so at most R x B pairs per interval get through however the requests are placed in
+    time, and pairs per second over the window against R x B / 10 s is a fair share of the ceiling.
+    (The earlier measure, the least time the window allows for the admitted requests against the time
+    they took, steps by whole intervals: over 25 s it read 74% for a run that got 99% of the window
+    into the same span.) Requests count by when they reached the stand-in, as HubSpot counts them.
+    ``first_sent`` is the last part's start: the 429s from there to ``start`` are the processes
+    meeting, reported as ``meeting_429``.
     """
-    inside = [r for r in hs.requests if r.endpoint in API_ENDPOINTS and start <= r.finished <= end]
+    api = [r for r in hs.requests if r.endpoint in API_ENDPOINTS]
+    inside = [r for r in api if start <= r.started < end]
     processed = sum(r.n_inputs for r in inside if r.endpoint in WRITE_ENDPOINTS and r.status in OK_WRITE)
     answered_429 = sum(1 for r in inside if r.status == 429)
-    admitted = sorted(r.started for r in inside if r.status != 429)
-    span = admitted[-1] - admitted[0] if len(admitted) > RATE else 0.0
-    least = (math.ceil(len(admitted) / RATE) - 1) * WINDOW_S
+    meeting = [r for r in api if first_sent <= r.started < start]
     seconds = end - start
     by_endpoint: dict[str, int] = {}
     for r in inside:
@@ -228,15 +234,15 @@ def rate_figures(hs: HubSpotStandIn, start: float, end: float) -> dict[str, Any]
     return {
         "answered_429_by_endpoint": by_endpoint,
         "window_s": round(seconds, 1),
-        "admitted": len(admitted),
-        "least_s": least,
-        "took_s": round(span, 2),
-        "aggregate_pct": round(100 * least / span, 1) if span else 0.0,
+        "admitted": len(inside) - answered_429,
         "pairs_per_s": round(processed / seconds, 1),
         "ceiling_pairs_per_s": CEILING,
+        "aggregate_pct": round(100 * processed / (CEILING * seconds), 1),
         "requests": len(inside),
         "answered_429": answered_429,
         "pct_429": round(100 * answered_429 / len(inside), 2) if inside else 0.0,
+        "meeting_requests": len(meeting),
+        "meeting_429": sum(1 for r in meeting if r.status == 429),
     }
 
 
@@ -355,7 +361,7 @@ def celery_load(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             killed = time.monotonic()
             state = cluster.wait_for_run(DAG_ID, RUN_ID, timeout=300)
             finished = time.monotonic()
-            rate = rate_figures(hs, *kill["window"])
+            rate = rate_figures(hs, *kill["window"], first_sent=kill["all_sending"])
             recovery_error = None
             resume: dict[str, Any] = {}
             try:
@@ -405,17 +411,11 @@ def test_a_mirror_sync_with_its_state_on_s3_sends_only_the_changes_on_another_wo
     assert sync["run2"]["writes"] < sync["run1"]["writes"], f"run 2 sent more than the changes: {sync}"
 
 
-@pytest.mark.xfail(
-    reason="issue 17, open: workers that meet only in HubSpot's headers do not yet reach 90% of the "
-    "window with <= 1% 429s here (measured 66-88%, 3-13%); the figures line reports each run",
-    strict=False,
-)
 def test_both_workers_share_one_app_s_limit(celery_load):
-    """While both workers load: at least 90% of R x B / 10 s in aggregate, at most 1% of 429s.
-
-    Expected to fail until the limiter meets it (see the marker): it still runs and asserts, so the
-    run that meets it shows as XPASS in the log.
-    """
+    """While both workers load: at least 90% of R x B / 10 s in aggregate, at most 1% of 429s, over
+    three whole intervals; and at most 1% of 429s over the whole load, the workers' meeting included."""
     rate, figures = celery_load["rate"], celery_load["figures"]
     assert rate["aggregate_pct"] >= 90.0, f"aggregate below 90% of R x B / 10 s: {figures}"
     assert rate["pct_429"] <= 1.0, f"more than 1% of requests answered 429: {figures}"
+    whole_run = figures["answered_429_whole_run"] / figures["requests_whole_run"]
+    assert whole_run <= 0.01, f"more than 1% of the whole load's requests answered 429: {figures}"

@@ -56,10 +56,11 @@ POOL, POOL_SLOTS = "hubspot_app", 8
 PARTS, PER_PART, BATCH_SIZE = 8, 2000, 10
 RATE, WINDOW_S = 100, 10.0
 CEILING = RATE * BATCH_SIZE / WINDOW_S  # pairs per second one app can get through
-#: The throughput window: three whole intervals, so that it can hold at most 3 x R requests however
+#: The throughput window: four whole intervals, so that it can hold at most 4 x R requests however
 #: the limiter places its sends in time (a span that is not a whole number of intervals can hold one
-#: window's burst more or less than its share).
-MEASURE_S = 3 * 10.0
+#: window's burst more or less than its share), and long enough that one slow interval on two busy
+#: cores (the scheduler, PostgreSQL and eight task processes share them) does not decide the figure.
+MEASURE_S = 4 * 10.0
 #: What a try logs once it has read and validated its part, right before its first write.
 SENDING = "before sending anything"
 #: What a try's closing summary line holds (``COMPLETE: 600 pairs read, ...; N throttled (429)``).
@@ -413,7 +414,7 @@ def test_a_mirror_sync_with_its_state_on_s3_sends_only_the_changes_on_another_wo
 
 def test_both_workers_share_one_app_s_limit(celery_load):
     """While both workers load: at least 90% of R x B / 10 s in aggregate, at most 1% of 429s, over
-    three whole intervals; and at most 1% of 429s over the whole load, the workers' meeting included."""
+    four whole intervals; and at most 1% of 429s over the whole load, the workers' meeting included."""
     rate, figures = celery_load["rate"], celery_load["figures"]
     assert rate["aggregate_pct"] >= 90.0, f"aggregate below 90% of R x B / 10 s: {figures}"
     assert rate["pct_429"] <= 1.0, f"more than 1% of requests answered 429: {figures}"

@@ -75,7 +75,8 @@ class SharedPace:
     """How a sharing process paces itself: the round trip it measures, and the two rules above.
 
     :param pace: least gap between sends, as a fraction of interval / limit.
-    :param spread: with the board's peers, an even share is spread over this share of the interval.
+    :param spread: with the board's peers, a share (even, or steered) is spread over this share of
+        the interval.
     """
 
     def __init__(self, pace: float, spread: float) -> None:

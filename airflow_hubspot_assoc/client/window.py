@@ -93,7 +93,7 @@ class WindowState:
     :param gain_down: shrink per interval, as a multiple of the excess times the own share.
     :param churn: extra shrink per interval, times the limit and the square of the own share.
     :param pace: minimum gap between sends while sharing, as a fraction of interval / limit.
-    :param spread: with the board's peers, our level's sends are spread over this share of the interval.
+    :param spread: with the board's peers, a share's sends are spread over this share of the interval.
     :param share_reserve: share of the limit left unused while sharing it with other processes.
     :param ramp: gap between sends during the first interval, as a fraction of interval / limit.
     """
@@ -186,8 +186,8 @@ class WindowState:
             return 1
         if self.limit is None:
             return self._fallback.cap()
-        if self._shares_window():
-            return self._shared_pace.in_flight(self.current_level(now), self._interval)
+        if self._shares_window():  # few in flight, never more than the caller's cap
+            return min(self.max_burst, self._shared_pace.in_flight(self.current_level(now), self._interval))
         # A window is announced: it paces us; as many in flight as we may send in it.
         return max(self.max_in_flight, min(self.max_burst, int(self.current_level(now))))
 

@@ -195,6 +195,11 @@ def test_with_peers_on_the_board_sends_are_spread_and_few_in_flight():
     assert ticket is not None
     ticket, wait = state.try_send(now)
     assert ticket is None and wait == pytest.approx(0.6 * 10.0 / (100 / 4))  # an even share's pace
+    capped = WindowState(max_in_flight=1, max_burst=1, ramp=0.0)  # the caller's cap still holds
+    capped.set_peers(4, 0.0)
+    first, _ = capped.try_send(settled)
+    capped.release(first, 200, headers(100, 99), None, settled + 0.15)
+    assert capped.cap(settled + 0.15) == 1
     alone = WindowState(max_in_flight=8, ramp=0.0)
     first, _ = alone.try_send(0.0)
     alone.release(first, 200, headers(100, 99), None, 0.15)

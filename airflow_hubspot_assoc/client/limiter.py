@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow_hubspot_assoc.client.peers import NoPeers, PeerBoard
-from airflow_hubspot_assoc.client.window import POLL_MIN_S, Ticket, WindowState
+from airflow_hubspot_assoc.client.ticket import Ticket
+from airflow_hubspot_assoc.client.window import POLL_MIN_S, WindowState
 
 _POLL_MAX_S = 0.05
 # A waiter wakes at least this often, so that its process keeps showing on the peer board while it

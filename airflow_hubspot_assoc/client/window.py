@@ -47,7 +47,6 @@ import contextlib
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from airflow_hubspot_assoc.client.daily import DailyAllowance
@@ -62,21 +61,12 @@ from airflow_hubspot_assoc.client.headers import (
 )
 from airflow_hubspot_assoc.client.share import SharedPace, beyond_board, board_claim, board_share
 from airflow_hubspot_assoc.client.steering import Gains, Steering
+from airflow_hubspot_assoc.client.ticket import Ticket
 
 POLL_MIN_S = 0.002
 _COUNTERS = ("sent", "responses", "throttled", "throttled_without_headers", "waits", "concurrency_cuts")
 _NO_HEADER_STREAK_TO_FORGET = 50
 _SHARED_MEMORY_INTERVALS = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    """A permit to send one request; hand it back with the outcome."""
-
-    sent_at: float
-    seq: int
-    own: int  # our sends in our window (with its margin) when this one left, itself included
-    held: int  # the same without the margin: what the server most likely counts for us
 
 
 class WindowState:
